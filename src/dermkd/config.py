@@ -1,0 +1,188 @@
+"""One typed config for a run, with the paper's values as defaults.
+
+Every knob of the paper (alpha, T, kd multiplier, strategy, optimizer, teacher, objective)
+is a field here under its own name. Profiles (`cpu`, `paper`, `demo`) are named sets of
+overrides applied before command-line flags; the fully resolved config is saved in every
+run directory and can be loaded back with `RunConfig.from_dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dermkd.errors import DermkdError
+
+
+@dataclass
+class DataConfig:
+    root: str | None = None  # class-folder root; None = embedded synthetic data
+    image_size: int = 224  # paper: 224x224 RGB
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    split_file: str | None = None  # reuse a saved split (CSV path,label,split)
+    conflict_policy: Literal["drop", "keep-first"] = "drop"  # same bytes, different labels
+    allow_new_classes: bool = False  # accept folders outside the 9-class taxonomy
+    augment: bool = True
+    num_workers: int = 0  # loader processes; 0 keeps augmentation in the training process
+    synthetic_per_class: int = 80  # images per class of the embedded data
+    synthetic_size: int = 64  # pixel size the embedded images are drawn at
+
+    def validate(self) -> None:
+        _check(self.image_size >= 8 and self.image_size % 8 == 0, "image_size must be a positive multiple of 8")
+        _check(0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)")
+        _check(0.0 < self.test_fraction < 1.0, "test_fraction must be in (0, 1)")
+        _check(self.val_fraction + self.test_fraction < 1.0, "val_fraction + test_fraction must be < 1")
+        _check(self.conflict_policy in ("drop", "keep-first"), "conflict_policy must be 'drop' or 'keep-first'")
+        _check(self.num_workers >= 0, "num_workers must be >= 0")
+        _check(self.synthetic_per_class >= 3, "synthetic_per_class must be >= 3")
+        _check(self.synthetic_size >= 16, "synthetic_size must be >= 16")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "dsc"
+    pretrained: Literal["none", "imagenet"] = "none"  # imagenet = timm hub download
+    pretrained_file: str | None = None  # local weights file (overrides `pretrained`)
+    trainable_stages: int | Literal["all"] = "all"  # 0 = head only; N = last N stages + head
+
+    def validate(self) -> None:
+        _check(self.pretrained in ("none", "imagenet"), "pretrained must be 'none' or 'imagenet'")
+        ts = self.trainable_stages
+        _check(ts == "all" or (isinstance(ts, int) and ts >= 0), "trainable_stages must be 'all' or an integer >= 0")
+
+
+@dataclass
+class KDConfig:
+    """Paper eq. 1: L = (1-alpha) CE(y, s) + kd_multiplier * alpha * T^2 * KL(t_T || s_T)."""
+
+    strategy: str = "standard"
+    alpha: float = 0.9  # weight of the soft (teacher) term; not given in the paper
+    temperature: float = 4.0  # not given in the paper
+    kd_multiplier: float = 2.0  # the paper's unusual factor 2 (Hinton et al. use 1)
+    objective: str = "ce"  # hard-label term: ce (default) or svm (Tang 2013)
+
+    def validate(self) -> None:
+        _check(0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]")
+        _check(self.temperature > 0, "temperature must be > 0")
+        _check(self.kd_multiplier >= 0, "kd_multiplier must be >= 0")
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamax"  # Table 3 / Table 4's best
+    lr: float = 0.01  # paper: 0.01 for every optimizer
+    weight_decay: float = 0.0
+    scheduler: Literal["plateau", "cosine", "none"] = "plateau"  # "learning rate automatically decreases"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+
+    def validate(self) -> None:
+        _check(self.lr > 0, "lr must be > 0")
+        _check(self.weight_decay >= 0, "weight_decay must be >= 0")
+        _check(self.scheduler in ("plateau", "cosine", "none"), "scheduler must be plateau, cosine or none")
+        _check(0 < self.plateau_factor < 1, "plateau_factor must be in (0, 1)")
+        _check(self.plateau_patience >= 0, "plateau_patience must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 64  # paper: 64
+    seed: int = 0
+    early_stopping_patience: int | None = None  # epochs without val-loss gain; None = off
+    threads: int | None = None  # torch intra-op threads; None = all cores
+    accelerator: str = "auto"
+    limit_train_batches: int | float | None = None  # for smoke runs
+    progress: bool = True
+
+    def validate(self) -> None:
+        _check(self.epochs >= 1, "epochs must be >= 1")
+        _check(self.batch_size >= 1, "batch_size must be >= 1")
+        _check(self.seed >= 0, "seed must be >= 0")
+        _check(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+               "early_stopping_patience must be >= 1")
+        _check(self.threads is None or self.threads >= 1, "threads must be >= 1")
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    out_dir: str = "runs"
+    profile: str = "paper"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    teacher: ModelConfig = field(
+        default_factory=lambda: ModelConfig(name="resnet50", pretrained="imagenet", trainable_stages=1)
+    )
+    kd: KDConfig = field(default_factory=KDConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> RunConfig:
+        _check(bool(self.name) and "/" not in self.name, "run name must be non-empty and contain no '/'")
+        for part in (self.data, self.model, self.teacher, self.kd, self.optim, self.train):
+            part.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return apply_overrides(cls(), d)
+
+
+# Profiles: named override sets. `paper` is the dataclass defaults (224 px, batch 64,
+# lr 0.01); `cpu` is for a 2-core machine without internet; `demo` is the embedded data.
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu": {
+        "data": {"image_size": 112},
+        "train": {"epochs": 12, "batch_size": 32, "early_stopping_patience": None},
+        # No hub download here: the teacher trains from scratch, every stage trainable.
+        "teacher": {"pretrained": "none", "trainable_stages": "all"},
+    },
+    "demo": {
+        "data": {"image_size": 64, "synthetic_per_class": 80, "synthetic_size": 64},
+        "train": {"epochs": 8, "batch_size": 32},
+        "teacher": {"name": "resnet18", "pretrained": "none", "trainable_stages": "all"},
+    },
+    "tiny": {  # tests and smoke runs: a few steps on 32 px images
+        "data": {"image_size": 32, "synthetic_per_class": 8, "synthetic_size": 32},
+        "train": {"epochs": 1, "batch_size": 16, "progress": False},
+        "teacher": {"name": "resnet18", "pretrained": "none", "trainable_stages": "all"},
+    },
+}
+
+
+def build_config(profile: str = "paper", overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults <- profile <- overrides (nested dicts, e.g. {"kd": {"alpha": 0.5}})."""
+    if profile not in PROFILES:
+        raise DermkdError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    cfg = apply_overrides(RunConfig(profile=profile), PROFILES[profile])
+    cfg = apply_overrides(cfg, overrides or {})
+    return cfg.validate()
+
+
+def apply_overrides(obj: Any, overrides: dict[str, Any]) -> Any:
+    """Return a copy of dataclass `obj` with nested `overrides` applied; unknown keys are errors."""
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in names:
+            raise DermkdError(f"unknown config key {key!r} in {type(obj).__name__}; known: {', '.join(names)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise DermkdError(f"config section {key!r} must be a mapping")
+            changes[key] = apply_overrides(current, value)
+        else:
+            changes[key] = value
+    return dataclasses.replace(obj, **changes)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise DermkdError(f"bad config value: {message}")

@@ -1,0 +1,1 @@
+"""Data: taxonomy, folder scanning, hashing, splits, in-memory image cache, augmentation."""

@@ -1,0 +1,45 @@
+"""A tiny name -> factory registry, shared by models, optimizers, strategies and losses.
+
+Registries replace if/elif chains: a new optimizer or strategy is one decorated function,
+and an unknown name is a `DermkdError` that lists the known ones.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from dermkd.errors import DermkdError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorator(obj: T) -> T:
+            if name in self._items:
+                warnings.warn(f"{self.kind} {name!r} registered twice; the later one wins", stacklevel=2)
+            self._items[name] = obj
+            return obj
+
+        return decorator
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise DermkdError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
