@@ -28,10 +28,11 @@ class DataConfig:
     num_workers: int = 0  # loader processes; 0 keeps augmentation in the training process
     synthetic_per_class: int = 80  # images per class of the embedded data
     synthetic_size: int = 64  # pixel size the embedded images are drawn at
+    synthetic_seed: int = 0  # the embedded data stays fixed when the training seed varies
 
     def validate(self) -> None:
         _check(self.image_size >= 8 and self.image_size % 8 == 0, "image_size must be a positive multiple of 8")
-        _check(0.0 <= self.val_fraction < 1.0, "val_fraction must be in [0, 1)")
+        _check(0.0 < self.val_fraction < 1.0, "val_fraction must be in (0, 1)")
         _check(0.0 < self.test_fraction < 1.0, "test_fraction must be in (0, 1)")
         _check(self.val_fraction + self.test_fraction < 1.0, "val_fraction + test_fraction must be < 1")
         _check(self.conflict_policy in ("drop", "keep-first"), "conflict_policy must be 'drop' or 'keep-first'")
@@ -74,6 +75,7 @@ class OptimConfig:
     name: str = "adamax"  # Table 3 / Table 4's best
     lr: float = 0.01  # paper: 0.01 for every optimizer
     weight_decay: float = 0.0
+    momentum: float = 0.0  # SGD and RMSprop; the paper's SGD has none
     scheduler: Literal["plateau", "cosine", "none"] = "plateau"  # "learning rate automatically decreases"
     plateau_factor: float = 0.5
     plateau_patience: int = 2
@@ -81,6 +83,7 @@ class OptimConfig:
     def validate(self) -> None:
         _check(self.lr > 0, "lr must be > 0")
         _check(self.weight_decay >= 0, "weight_decay must be >= 0")
+        _check(0 <= self.momentum < 1, "momentum must be in [0, 1)")
         _check(self.scheduler in ("plateau", "cosine", "none"), "scheduler must be plateau, cosine or none")
         _check(0 < self.plateau_factor < 1, "plateau_factor must be in (0, 1)")
         _check(self.plateau_patience >= 0, "plateau_patience must be >= 0")

@@ -1,0 +1,1 @@
+"""The `dermkd` command line (typer)."""

@@ -1,0 +1,187 @@
+"""`dermkd` commands: train, distill, evaluate, pipeline, demo, models.
+
+Every user error is one line on stderr and a non-zero exit; a run interrupted with
+Ctrl-C resumes when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from dermkd.cli import options as o
+from dermkd.config import RunConfig
+from dermkd.data.prepare import prepare_data
+from dermkd.distill.losses import OBJECTIVES
+from dermkd.distill.strategies import STRATEGIES
+from dermkd.errors import DermkdError
+from dermkd.evaluate.evaluate import evaluate_model
+from dermkd.io import read_json, write_json
+from dermkd.models import MODELS
+from dermkd.pipeline import load_data, run_pipeline
+from dermkd.report.table import comparison_rows, print_table
+from dermkd.train.checkpoints import load_model, resolve_checkpoint
+from dermkd.train.optimizers import OPTIMIZERS
+from dermkd.train.stage import run_stage
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train, distil and evaluate small skin-lesion classifiers (the DSC paper).")
+console = Console()
+
+
+@app.command()
+def train(
+    data: o.Data = None, model: o.Model = None, profile: o.Profile = "cpu", config: o.ConfigFile = None,
+    name: o.Name = None, out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None,
+    conflict_policy: o.ConflictPolicy = None, allow_new_classes: o.AllowNew = None, epochs: o.Epochs = None,
+    batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
+    lr: o.Lr = None, scheduler: o.Scheduler = None, pretrained: o.Pretrained = None,
+    pretrained_file: o.PretrainedFile = None, trainable_stages: o.TrainableStages = None,
+    objective: o.Objective = None, fresh: o.Fresh = False,
+) -> None:
+    """Train any registered model on hard labels (the baseline strategy).
+
+    Example: dermkd train --data ../shared/data/isic9/Train --model dsc --profile cpu --name dsc-baseline
+    """
+    cfg = o.build_run_config(profile, config, {**locals(), "strategy": "baseline"})
+    cfg = dataclasses.replace(cfg, name=name or f"train-{cfg.model.name}")
+    result = run_stage(cfg, load_data(cfg), Path(cfg.out_dir) / cfg.name, resume=not fresh)
+    print_table(comparison_rows([(result.name, result.metrics)]), f"{result.run_dir}: test split")
+
+
+@app.command()
+def distill(
+    teacher: Annotated[Path, typer.Option(help="Teacher run directory or checkpoint file.")],
+    student: o.Model = None, strategy: Annotated[Optional[str], typer.Option(help="KD strategy.")] = None,
+    data: o.Data = None, profile: o.Profile = "cpu", config: o.ConfigFile = None, name: o.Name = None,
+    out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None, epochs: o.Epochs = None,
+    batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
+    lr: o.Lr = None, scheduler: o.Scheduler = None, alpha: o.Alpha = None, temperature: o.Temperature = None,
+    kd_multiplier: o.KdMultiplier = None, objective: o.Objective = None, fresh: o.Fresh = False,
+) -> None:
+    """Distil a teacher into a student (default: standard KD into the DSC student).
+
+    Without --data/--split-file the teacher run's data and split are reused, so the
+    student is tested on images the teacher never trained on.
+
+    Example: dermkd distill --teacher runs/resnet50-teacher --student dsc --alpha 0.9 --temperature 4
+    """
+    args = {**locals(), "model": student}
+    args["strategy"] = strategy or "standard"
+    teacher_run = teacher if teacher.is_dir() else None
+    if teacher_run is not None and (teacher_run / "config.yaml").is_file():
+        done = o.load_yaml(teacher_run / "config.yaml")
+        if data is None:
+            args["data"] = done["data"]["root"]
+            args["image_size"] = image_size or done["data"]["image_size"]
+        if split_file is None and data is None:
+            args["split_file"] = teacher_run / "split.csv"
+    resolve_checkpoint(teacher)  # fail early and clearly
+    cfg = o.build_run_config(profile, config, args)
+    cfg = dataclasses.replace(cfg, name=name or f"distill-{cfg.kd.strategy}-{cfg.model.name}")
+    result = run_stage(cfg, load_data(cfg), Path(cfg.out_dir) / cfg.name, teacher_source=teacher, resume=not fresh)
+    print_table(comparison_rows([(result.name, result.metrics)]), f"{result.run_dir}: test split")
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory or checkpoint file.")],
+    data: o.Data = None, split: Annotated[str, typer.Option(help="Split to score: test | val | train.")] = "test",
+    split_file: o.SplitFile = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write the metrics JSON here.")] = None,
+) -> None:
+    """Score a trained model with all measures (default: the run's own test split).
+
+    A bare checkpoint with --data and no split file is scored on every image under --data.
+
+    Example: dermkd evaluate runs/demo/kd-student --output kd-test.json
+    """
+    if split not in ("train", "val", "test"):
+        raise DermkdError(f"--split must be train, val or test, not {split!r}")
+    model, spec = load_model(run)
+    run_dir = run if run.is_dir() else None
+    args = {"image_size": spec["image_size"], "data": data, "split_file": split_file}
+    if run_dir is not None and data is None:
+        args["data"] = o.load_yaml(run_dir / "config.yaml")["data"]["root"]
+        args["split_file"] = split_file or run_dir / "split.csv"
+    if args["data"] is None:
+        raise DermkdError("a checkpoint file needs --data")
+    cfg = o.build_run_config("paper", None, args)
+    whole = args["split_file"] is None
+    prepared = prepare_data(cfg.data, Path(cfg.data.root), cfg.train.seed, all_test=whole)
+    metrics = evaluate_model(model, prepared, "test" if whole else split, classes=spec["classes"])
+    metrics["model"] = spec
+    if output:
+        write_json(output, metrics)
+    print_table(comparison_rows([(str(run), metrics)]), f"{run}: {metrics['split']} split, n={metrics['n']}")
+
+
+@app.command()
+def pipeline(
+    data: o.Data = None, profile: o.Profile = "cpu", config: o.ConfigFile = None, name: o.Name = None,
+    out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None,
+    conflict_policy: o.ConflictPolicy = None, allow_new_classes: o.AllowNew = None, epochs: o.Epochs = None,
+    batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
+    lr: o.Lr = None, scheduler: o.Scheduler = None, model: o.Model = None,
+    teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model name.")] = None,
+    teacher_pretrained: o.Pretrained = None, teacher_pretrained_file: o.PretrainedFile = None,
+    teacher_trainable_stages: o.TrainableStages = None, alpha: o.Alpha = None, temperature: o.Temperature = None,
+    kd_multiplier: o.KdMultiplier = None, objective: o.Objective = None, fresh: o.Fresh = False,
+) -> None:
+    """Teacher -> baseline student -> KD student, then the comparison table.
+
+    Example: dermkd pipeline --data ../shared/data/isic9/Train --profile cpu --name isic9-cpu
+    """
+    cfg = o.build_run_config(profile, config, locals())
+    if name is None:
+        cfg = dataclasses.replace(cfg, name=f"pipeline-{cfg.profile}")
+    run_pipeline(cfg, resume=not fresh)
+
+
+@app.command()
+def demo(
+    out: o.Out = None, epochs: o.Epochs = None, threads: o.Threads = None, fresh: o.Fresh = False,
+) -> None:
+    """The whole pipeline on the embedded synthetic data (a few minutes on 2 cores)."""
+    cfg = o.build_run_config("demo", None, {**locals(), "name": "demo"})
+    run_pipeline(cfg, resume=not fresh)
+
+
+@app.command()
+def models() -> None:
+    """List registered models, strategies, optimizers and objectives."""
+    for title, reg in (("models", MODELS), ("strategies", STRATEGIES), ("optimizers", OPTIMIZERS),
+                       ("objectives", OBJECTIVES)):
+        console.print(f"[bold]{title}[/]: {', '.join(reg.names())}")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", datefmt="[%X]",
+                        handlers=[RichHandler(console=Console(stderr=True), show_path=False)])
+    for noisy in ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+
+def main() -> None:
+    _setup_logging()
+    try:
+        app()
+    except DermkdError as exc:
+        print(f"dermkd: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:
+        print(f"dermkd: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("dermkd: interrupted; run the same command again to resume", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,103 @@
+"""Command-line options shared by several commands, and their mapping onto `RunConfig`.
+
+Each option is declared once here (an `Annotated` alias) and maps to one config path;
+a command lists the aliases it accepts and hands its arguments to `build_run_config`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+import yaml
+
+from dermkd.config import PROFILES, RunConfig, build_config
+from dermkd.errors import DermkdError
+
+
+def parse_stages(value: str | None) -> int | str | None:
+    if value is None or value == "all":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not 'all' or an integer") from None
+    if n < 0:
+        raise typer.BadParameter("must be >= 0")
+    return n
+
+
+P = typer.Option
+Profile = Annotated[str, P(help=f"Settings profile: {', '.join(PROFILES)} (flags override it).")]
+ConfigFile = Annotated[Optional[Path], P("--config", help="YAML of config overrides (e.g. a run's config.yaml).")]
+Data = Annotated[Optional[Path], P(help="Class-folder root <root>/<class>/*.jpg; default: embedded synthetic data.")]
+Name = Annotated[Optional[str], P(help="Run name: output goes to OUT/NAME.")]
+Out = Annotated[Optional[Path], P(help="Folder for run directories.")]
+ImageSize = Annotated[Optional[int], P(help="Training image size in px (multiple of 8).")]
+SplitFile = Annotated[Optional[Path], P(help="Reuse a split CSV (path,label,split).")]
+ConflictPolicy = Annotated[Optional[str], P(help="Identical files under different labels: drop | keep-first.")]
+AllowNew = Annotated[Optional[bool], P("--allow-new-classes", help="Accept folders outside the 9-class taxonomy.")]
+Epochs = Annotated[Optional[int], P(help="Training epochs.")]
+BatchSize = Annotated[Optional[int], P(help="Batch size.")]
+Seed = Annotated[Optional[int], P(help="The one seed for splits, initialisation and augmentation.")]
+Threads = Annotated[Optional[int], P(help="CPU threads for torch.")]
+Optimizer = Annotated[Optional[str], P(help="adam | sgd | adagrad | adamax | nadam | rmsprop (Table 3).")]
+Lr = Annotated[Optional[float], P(help="Learning rate (paper: 0.01).")]
+Scheduler = Annotated[Optional[str], P(help="plateau | cosine | none.")]
+Model = Annotated[Optional[str], P(help="Model name from the registry (see `dermkd models`).")]
+Pretrained = Annotated[Optional[str], P(help="imagenet (timm hub download) | none.")]
+PretrainedFile = Annotated[Optional[Path], P(help="Local weights file (.pth/.safetensors) for the model.")]
+TrainableStages = Annotated[Optional[str], P(help="Trailing stages to fine-tune: 0 = head only, N, or all.")]
+Alpha = Annotated[Optional[float], P(help="Weight of the soft (teacher) term, eq. 1.")]
+Temperature = Annotated[Optional[float], P(help="KD temperature T.")]
+KdMultiplier = Annotated[Optional[float], P(help="The paper's extra factor on the soft term (2; Hinton: 1).")]
+Objective = Annotated[Optional[str], P(help="Hard-label objective: ce.")]
+Fresh = Annotated[bool, P("--fresh", help="Retrain even if a finished or partial run exists.")]
+
+# CLI argument name -> path in RunConfig
+PATHS: dict[str, tuple[str, ...]] = {
+    "name": ("name",), "out": ("out_dir",),
+    "data": ("data", "root"), "image_size": ("data", "image_size"), "split_file": ("data", "split_file"),
+    "conflict_policy": ("data", "conflict_policy"), "allow_new_classes": ("data", "allow_new_classes"),
+    "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
+    "threads": ("train", "threads"),
+    "optimizer": ("optim", "name"), "lr": ("optim", "lr"), "scheduler": ("optim", "scheduler"),
+    "model": ("model", "name"), "pretrained": ("model", "pretrained"), "pretrained_file": ("model", "pretrained_file"),
+    "trainable_stages": ("model", "trainable_stages"),
+    "teacher_model": ("teacher", "name"), "teacher_pretrained": ("teacher", "pretrained"),
+    "teacher_pretrained_file": ("teacher", "pretrained_file"), "teacher_trainable_stages": ("teacher", "trainable_stages"),
+    "alpha": ("kd", "alpha"), "temperature": ("kd", "temperature"), "kd_multiplier": ("kd", "kd_multiplier"),
+    "objective": ("kd", "objective"), "strategy": ("kd", "strategy"),
+}
+
+
+def build_run_config(profile: str, config_file: Path | None, args: dict[str, Any]) -> RunConfig:
+    """Defaults <- profile <- --config YAML <- flags that were given."""
+    overrides: dict[str, Any] = load_yaml(config_file) if config_file else {}
+    overrides.pop("profile", None)
+    for key, value in args.items():
+        if key not in PATHS or value is None:
+            continue
+        if "stages" in key:
+            value = parse_stages(value)
+        if isinstance(value, Path):
+            value = str(value)
+        node = overrides
+        *parents, leaf = PATHS[key]
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return build_config(profile, overrides)
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DermkdError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DermkdError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise DermkdError(f"config file {path} must hold a mapping")
+    return loaded

@@ -1,0 +1,60 @@
+"""Lightning DataModule over the in-memory uint8 cache: no epoch re-decodes a JPEG."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from dermkd.data.prepare import PreparedData
+from dermkd.data.transforms import eval_transform, train_transform
+
+
+class CachedImages(Dataset):
+    """(N, 3, S, S) uint8 images + (N,) labels -> (float image in [0, 1], label)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[i]), self.labels[i]
+
+
+class DermDataModule(L.LightningDataModule):
+    def __init__(self, data: PreparedData, batch_size: int, *, augment: bool = True,
+                 num_workers: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        self.data = data
+        self.batch_size = batch_size
+        self.augment = augment
+        self.num_workers = num_workers
+        self.seed = seed
+
+    def dataset(self, split: str, train: bool = False) -> CachedImages:
+        tf = train_transform(self.data.image_size) if train and self.augment else eval_transform()
+        return CachedImages(self.data.images[split], self.data.labels[split], tf)
+
+    def loader(self, split: str, train: bool = False) -> DataLoader:
+        ds = self.dataset(split, train)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=train,
+            # A last batch of one sample breaks BatchNorm in train mode.
+            drop_last=train and len(ds) > self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed) if train else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")

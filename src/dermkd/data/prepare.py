@@ -1,0 +1,112 @@
+"""From a data root (or the embedded generator) to split uint8 tensors, once per run.
+
+Order: scan folders -> read + hash + decode every file once -> skip unreadable files ->
+split (new, grouped by content hash, or read from a split file) -> stack per split.
+The data fingerprint hashes the sorted (path, label, content hash) list of the files used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from dermkd.config import DataConfig
+from dermkd.data.images import decode_all, stack_chw
+from dermkd.data.scan import scan_folders
+from dermkd.data.splits import SPLITS, SplitReport, SplitRow, read_split, stratified_group_split
+from dermkd.data.synthetic import generate_dataset
+from dermkd.data.taxonomy import resolve
+from dermkd.errors import DermkdError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    root: Path
+    classes: list[str]
+    image_size: int
+    images: dict[str, torch.Tensor]  # split -> (N, 3, S, S) uint8
+    labels: dict[str, torch.Tensor]  # split -> (N,) int64
+    rows: list[SplitRow]  # the split actually used
+    fingerprint: str
+    skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files
+    split_report: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "root": str(self.root),
+            "classes": self.classes,
+            "image_size": self.image_size,
+            "counts": {s: int(self.labels[s].numel()) for s in SPLITS},
+            "fingerprint": self.fingerprint,
+            "skipped_files": self.skipped,
+            **self.split_report,
+        }
+
+
+def resolve_root(cfg: DataConfig, cache_dir: str | Path) -> Path:
+    """The data root; the embedded synthetic set is generated (once) under `cache_dir`."""
+    if cfg.root is not None:
+        return Path(cfg.root).expanduser().resolve()
+    name = f"synthetic-{cfg.synthetic_size}px-{cfg.synthetic_per_class}x9-seed{cfg.synthetic_seed}"
+    return generate_dataset(Path(cache_dir).resolve() / name, cfg.synthetic_per_class, cfg.synthetic_size,
+                            cfg.synthetic_seed)
+
+
+def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = False) -> PreparedData:
+    """Decode and split the data under `root`; `all_test` puts every image in the test split."""
+    samples, classes = scan_folders(root, cfg.allow_new_classes)
+    decoded = decode_all([s.path for s in samples], cfg.image_size)
+    skipped = [{"path": s.rel, "reason": d.error} for s, d in zip(samples, decoded) if d.error]
+    ok = [(s, d) for s, d in zip(samples, decoded) if not d.error]
+    if not ok:
+        raise DermkdError(f"no readable images under {root}")
+    by_rel = {s.rel: (s, d) for s, d in ok}
+    if all_test:
+        rows = [SplitRow(s.rel, s.label, "test") for s, _ in ok]
+        report = {"split_source": "all images as test"}
+    elif cfg.split_file:
+        rows = _rows_from_file(cfg.split_file, by_rel, {s.rel for s in samples})
+        report = {"split_source": str(cfg.split_file)}
+    else:
+        rep: SplitReport = stratified_group_split(
+            [s.rel for s, _ in ok], [s.label for s, _ in ok], [d.sha256 for _, d in ok],
+            val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=seed, policy=cfg.conflict_policy,
+        )
+        rows = rep.rows
+        report = {"split_source": "new", "duplicate_groups": rep.duplicate_groups,
+                  "conflict_groups": rep.conflict_groups, "conflict_files_dropped": len(rep.dropped)}
+    classes = [c for c in classes if any(r.label == c for r in rows)] if cfg.split_file else classes
+    index = {c: i for i, c in enumerate(classes)}
+    images, labels = {}, {}
+    for split in SPLITS:
+        part = [r for r in rows if r.split == split]
+        images[split] = stack_chw([by_rel[r.path][1].pixels for r in part])
+        labels[split] = torch.tensor([index[r.label] for r in part], dtype=torch.int64)
+    empty = [s for s in (("test",) if all_test else SPLITS) if labels[s].numel() == 0]
+    if empty:
+        raise DermkdError(f"the {'/'.join(empty)} split is empty; add images or change the split fractions")
+    digest = hashlib.sha256()
+    for r in sorted(rows, key=lambda r: r.path):
+        digest.update(f"{r.path}\t{r.label}\t{by_rel[r.path][1].sha256}\n".encode())
+    log.info("split: %s", {s: int(labels[s].numel()) for s in SPLITS})
+    return PreparedData(root, classes, cfg.image_size, images, labels, rows, digest.hexdigest(), skipped, report)
+
+
+def _rows_from_file(split_file: str, by_rel: dict, all_rel: set[str]) -> list[SplitRow]:
+    rows = read_split(split_file)
+    missing = [r.path for r in rows if r.path not in all_rel]
+    if missing:
+        raise DermkdError(f"split file lists {len(missing)} files not under the data root (e.g. {missing[0]})")
+    for r in rows:
+        cls = resolve(r.label)
+        r.label = cls.name if cls else r.label
+    unread = [r.path for r in rows if r.path not in by_rel]
+    if unread:
+        log.warning("split file lists %d unreadable files; they are left out", len(unread))
+    return [r for r in rows if r.path in by_rel]

@@ -1,0 +1,115 @@
+"""Leakage-free stratified train/val/test splits, saved as CSV (path, label, split).
+
+Byte-identical files form one group that always lands in one split. A group whose
+copies carry different labels is a label conflict: `drop` removes the whole group
+(default), `keep-first` keeps the first copy (sorted by path) and its label. Groups are
+assigned per class from one seeded permutation, so a split is reproducible from the seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dermkd.errors import DermkdError
+from dermkd.io import write_csv
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class SplitRow:
+    path: str  # relative to the data root
+    label: str
+    split: str
+
+
+@dataclass
+class SplitReport:
+    rows: list[SplitRow]
+    duplicate_groups: int = 0  # groups of >1 identical files
+    conflict_groups: int = 0  # identical files under different labels
+    dropped: list[str] = field(default_factory=list)  # paths removed by the conflict policy
+
+
+def group_by_hash(paths: list[str], labels: list[str], hashes: list[str], policy: str) -> tuple[list[list[int]], SplitReport]:
+    """Group sample indices by content hash and apply the label-conflict policy."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, h in enumerate(hashes):
+        groups[h].append(i)
+    report = SplitReport(rows=[])
+    kept: list[list[int]] = []
+    for members in groups.values():
+        members.sort(key=lambda i: paths[i])
+        if len(members) > 1:
+            report.duplicate_groups += 1
+        if len({labels[i] for i in members}) > 1:
+            report.conflict_groups += 1
+            if policy == "drop":
+                report.dropped.extend(paths[i] for i in members)
+                continue
+            first = labels[members[0]]
+            report.dropped.extend(paths[i] for i in members if labels[i] != first)
+            members = [i for i in members if labels[i] == first]
+        kept.append(members)
+    log.info("%d duplicate groups, %d with conflicting labels (%s): %d files dropped",
+             report.duplicate_groups, report.conflict_groups, policy, len(report.dropped))
+    return kept, report
+
+
+def stratified_group_split(
+    paths: list[str], labels: list[str], hashes: list[str], *,
+    val_fraction: float, test_fraction: float, seed: int, policy: str = "drop",
+) -> SplitReport:
+    groups, report = group_by_hash(paths, labels, hashes, policy)
+    by_class: dict[str, list[list[int]]] = defaultdict(list)
+    for members in groups:
+        by_class[labels[members[0]]].append(members)
+    rng = np.random.default_rng(seed)
+    for label in sorted(by_class):
+        class_groups = sorted(by_class[label], key=lambda m: paths[m[0]])
+        order = rng.permutation(len(class_groups))
+        n = len(class_groups)
+        n_test = _share(n, test_fraction)
+        n_val = _share(n - n_test, val_fraction / (1.0 - test_fraction)) if val_fraction > 0 else 0
+        for rank, g in enumerate(order):
+            split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+            report.rows.extend(SplitRow(paths[i], label, split) for i in class_groups[g])
+    report.rows.sort(key=lambda r: r.path)
+    return report
+
+
+def _share(n: int, fraction: float) -> int:
+    """round(n * fraction), but at least 1 when the class has 3+ groups and fraction > 0."""
+    k = int(round(n * fraction))
+    if fraction > 0 and n >= 3:
+        k = max(k, 1)
+    return min(k, max(n - 1, 0))
+
+
+def write_split(path: str | Path, rows: list[SplitRow]) -> None:
+    write_csv(path, [vars(r) for r in rows], ["path", "label", "split"])
+
+
+def read_split(path: str | Path) -> list[SplitRow]:
+    path = Path(path)
+    if not path.is_file():
+        raise DermkdError(f"split file not found: {path}")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not {"path", "label", "split"} <= set(reader.fieldnames):
+            raise DermkdError(f"split file {path} must have columns path,label,split")
+        rows = [SplitRow(r["path"], r["label"], r["split"]) for r in reader]
+    bad = [r for r in rows if r.split not in SPLITS]
+    if bad:
+        raise DermkdError(f"split file {path}: unknown split {bad[0].split!r} for {bad[0].path} (use train/val/test)")
+    if not rows:
+        raise DermkdError(f"split file {path} is empty")
+    return rows

@@ -1,0 +1,1 @@
+"""Evaluation: the paper's ten measures plus honest top-1, balanced accuracy and MCC."""

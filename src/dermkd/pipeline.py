@@ -1,0 +1,45 @@
+"""The DSC pipeline: teacher -> baseline student -> KD student -> comparison table.
+
+All stages share one data preparation (decoded once) and one split, written to
+`runs/<name>/split.csv`. Finished stages are reused, so an interrupted pipeline resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from dermkd.config import RunConfig
+from dermkd.data.prepare import PreparedData, prepare_data, resolve_root
+from dermkd.data.splits import write_split
+from dermkd.report.table import comparison_rows, print_table, write_tables
+from dermkd.train.stage import StageResult, run_stage
+
+log = logging.getLogger(__name__)
+
+
+def load_data(cfg: RunConfig) -> PreparedData:
+    root = resolve_root(cfg.data, Path(cfg.out_dir) / "_data")
+    return prepare_data(cfg.data, root, cfg.train.seed)
+
+
+def run_pipeline(cfg: RunConfig, resume: bool = True) -> list[StageResult]:
+    base = Path(cfg.out_dir) / cfg.name
+    data = load_data(cfg)
+    write_split(base / "split.csv", data.rows)
+
+    def stage(name: str, model, strategy: str, teacher: Path | None = None) -> StageResult:
+        log.info("stage %s: %s (%s)", name, model.name, strategy)
+        c = dataclasses.replace(cfg, name=name, out_dir=str(base), model=model,
+                                kd=dataclasses.replace(cfg.kd, strategy=strategy))
+        return run_stage(c, data, base / name, teacher_source=teacher, resume=resume)
+
+    teacher = stage("teacher", cfg.teacher, "baseline")
+    baseline = stage("baseline-student", cfg.model, "baseline")
+    kd = stage("kd-student", cfg.model, cfg.kd.strategy, teacher=teacher.run_dir)
+    results = [teacher, baseline, kd]
+    rows = comparison_rows([(r.name, r.metrics) for r in results])
+    write_tables(rows, base)
+    print_table(rows, f"{cfg.name}: test split, n={rows[0]['n_test']}")
+    return results

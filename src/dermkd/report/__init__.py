@@ -1,0 +1,1 @@
+"""Reports: comparison tables of finished runs (terminal, CSV, Markdown)."""

@@ -1,0 +1,1 @@
+"""Training: optimizers, the Lightning module, run directories and the stage runner."""

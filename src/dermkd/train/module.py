@@ -1,0 +1,82 @@
+"""The LightningModule: one model, one loss, optionally a frozen teacher.
+
+`training_step` returns the dict of loss parts (as timm's distillation task does) and
+logs the value actually optimised. The teacher is held outside the module's registered
+children, so it is neither trained nor saved into the student's checkpoints; it is moved
+to the student's device at fit start and kept in eval mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics.classification import MulticlassAccuracy
+
+from dermkd.config import KDConfig, OptimConfig
+from dermkd.distill.losses import OBJECTIVES, KDLoss
+from dermkd.distill.strategies import Teacher
+from dermkd.models.classifier import Classifier
+from dermkd.train.optimizers import build_optimizer
+
+
+class LitClassifier(L.LightningModule):
+    def __init__(self, model: Classifier, model_spec: dict[str, Any], optim: dict[str, Any], kd: dict[str, Any],
+                 teacher: Teacher | None = None, channels_last: bool = True) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "teacher"])
+        self.model = model
+        self.optim_cfg = OptimConfig(**optim)
+        kd_cfg = KDConfig(**kd)
+        self.criterion = KDLoss(OBJECTIVES.get(kd_cfg.objective)(), kd_cfg.alpha, kd_cfg.temperature,
+                                kd_cfg.kd_multiplier)
+        self.channels_last = channels_last
+        object.__setattr__(self, "teacher", teacher)  # not a child module: not trained, not saved
+        n = model.num_classes
+        self.train_acc = MulticlassAccuracy(n, average="micro")
+        self.val_acc = MulticlassAccuracy(n, average="micro")
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def on_fit_start(self) -> None:
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if self.teacher is not None:
+            self.teacher.to(self.device, memory_format=torch.channels_last if self.channels_last else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self._layout(x))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        x, y = batch
+        x = self._layout(x)
+        logits = self.model(x)
+        teacher_logits = self.teacher(x, y) if self.teacher is not None else None
+        parts = self.criterion(logits, y, teacher_logits)
+        self.train_acc(logits.detach(), y)
+        self.log_dict({f"train_{k}": v.detach() for k, v in parts.items()}, on_step=False, on_epoch=True,
+                      batch_size=len(y))
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return {**parts, "output": logits.detach()}
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        # Validation scores the hard-label objective only, so runs of every strategy compare.
+        self.log("val_loss", self.criterion.hard(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.val_acc(logits, y)
+        self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = build_optimizer(self.model.parameters(), self.optim_cfg)
+        c = self.optim_cfg
+        if c.scheduler == "plateau":
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=c.plateau_factor,
+                                                               patience=c.plateau_patience)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
+        if c.scheduler == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.trainer.max_epochs))
+            return {"optimizer": opt, "lr_scheduler": sched}
+        return {"optimizer": opt}

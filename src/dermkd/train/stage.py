@@ -1,0 +1,121 @@
+"""Run one training stage (a teacher, a baseline student, a KD student) into its run dir.
+
+`runs/<name>/` receives: config.yaml (the resolved config), split.csv, env.json
+(versions, machine, seed, data fingerprint, teacher record, status, wall time),
+history.csv, checkpoints/{best,last}.ckpt, logs/ (Lightning CSV logger) and
+metrics.json (test-split measures of the best-on-validation checkpoint). A stage whose
+metrics.json exists is finished and is skipped; one killed midway resumes from last.ckpt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from dermkd.config import RunConfig
+from dermkd.data.datamodule import DermDataModule
+from dermkd.data.prepare import PreparedData
+from dermkd.data.splits import write_split
+from dermkd.distill.strategies import STRATEGIES
+from dermkd.errors import DermkdError
+from dermkd.evaluate.evaluate import evaluate_model
+from dermkd.io import read_json, write_json, write_yaml
+from dermkd.models import create_model
+from dermkd.train.checkpoints import AtomicCheckpointIO, load_model
+from dermkd.train.history import HistoryWriter
+from dermkd.train.module import LitClassifier
+from dermkd.train.records import machine, versions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageResult:
+    name: str
+    run_dir: Path
+    metrics: dict
+    reused: bool  # True when a finished run was found and not retrained
+
+
+def set_determinism(seed: int, threads: int | None = None) -> None:
+    """Seed torch, numpy, random (and loader workers) from one seed; seed 0 is a seed.
+
+    Not covered: nondeterministic kernels on some GPUs (a warning is raised for those).
+    """
+    L.seed_everything(seed, workers=True, verbose=False)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teacher_source: Path | None = None,
+              resume: bool = True) -> StageResult:
+    """Train `cfg.model` with strategy `cfg.kd.strategy` on `data`, then score it on the test split."""
+    run_dir = Path(run_dir)
+    if resume and (run_dir / "metrics.json").is_file():
+        done = read_json(run_dir / "env.json")["data"]["fingerprint"]
+        if done != data.fingerprint:
+            raise DermkdError(f"{run_dir} was trained on other data (fingerprint {done[:12]} != "
+                              f"{data.fingerprint[:12]}); choose another --name or --fresh")
+        log.info("%s is finished; reusing it (use --fresh to retrain)", run_dir)
+        return StageResult(run_dir.name, run_dir, read_json(run_dir / "metrics.json"), reused=True)
+    started = time.perf_counter()
+    set_determinism(cfg.train.seed, cfg.train.threads)
+    strategy = STRATEGIES.get(cfg.kd.strategy)
+    teacher, teacher_record = strategy.make_teacher(teacher_source if strategy.needs_teacher else None)
+    if teacher_record is not None and teacher_record["classes"] != data.classes:
+        raise DermkdError(f"teacher classes {teacher_record['classes']} differ from the data's {data.classes}")
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml(run_dir / "config.yaml", cfg.to_dict())
+    write_split(run_dir / "split.csv", data.rows)
+    env = {"status": "running", "started": _now(), "seed": cfg.train.seed, "versions": versions(),
+           "machine": machine(), "data": data.summary(), "strategy": cfg.kd.strategy, "teacher": teacher_record}
+    write_json(run_dir / "env.json", env)
+
+    m = cfg.model
+    model = create_model(m.name, len(data.classes), image_size=data.image_size, pretrained=m.pretrained,
+                         pretrained_file=m.pretrained_file, trainable_stages=m.trainable_stages)
+    spec = {**model.describe(), "classes": data.classes, "image_size": data.image_size}
+    lit = LitClassifier(model, spec, dataclasses.asdict(cfg.optim), dataclasses.asdict(cfg.kd), teacher=teacher)
+    dm = DermDataModule(data, cfg.train.batch_size, augment=cfg.data.augment, num_workers=cfg.data.num_workers,
+                        seed=cfg.train.seed)
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_last=True,
+                        enable_version_counter=False),
+        HistoryWriter(run_dir / "history.csv"),
+    ]
+    if cfg.train.early_stopping_patience:
+        callbacks.append(EarlyStopping("val_loss", patience=cfg.train.early_stopping_patience))
+    trainer = L.Trainer(
+        max_epochs=cfg.train.epochs, accelerator=cfg.train.accelerator, devices=1, callbacks=callbacks,
+        logger=CSVLogger(run_dir, name="logs", version=""), plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=cfg.train.progress, enable_model_summary=False, num_sanity_val_steps=0,
+        limit_train_batches=cfg.train.limit_train_batches, log_every_n_steps=1, deterministic=False,
+    )
+    last = ckpt_dir / "last.ckpt"
+    trainer.fit(lit, datamodule=dm, ckpt_path=str(last) if resume and last.is_file() else None)
+
+    best, _ = load_model(ckpt_dir / "best.ckpt")
+    metrics = evaluate_model(best, data, "test")
+    metrics.update({"run": run_dir.name, "model": spec, "strategy": cfg.kd.strategy, "teacher": teacher_record,
+                    "epochs_trained": trainer.current_epoch,
+                    "wall_seconds": round(time.perf_counter() - started, 1)})
+    write_json(run_dir / "metrics.json", metrics)
+    env.update(status="done", finished=_now(), wall_seconds=metrics["wall_seconds"])
+    write_json(run_dir / "env.json", env)
+    return StageResult(run_dir.name, run_dir, metrics, reused=False)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
