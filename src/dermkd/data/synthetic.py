@@ -59,6 +59,7 @@ from dermkd.io import atomic_open
 GENERATOR_VERSION = 1
 MARKER_NAME = ".dermkd-synthetic.json"
 MIN_SIZE = 16
+MAIN_COLOUR_P = 0.8  # share of a class drawn in its own typical colour
 
 # --------------------------------------------------------------------------- colours
 # RGB in [0, 1].
@@ -67,7 +68,7 @@ _C = {
     "light_brown": (0.66, 0.45, 0.27),
     "brown": (0.50, 0.30, 0.18),
     "orange_brown": (0.76, 0.50, 0.26),
-    "grey_brown": (0.58, 0.50, 0.44),
+    "grey_brown": (0.60, 0.50, 0.41),
     "pink_brown": (0.70, 0.46, 0.40),
     "dark_brown": (0.30, 0.17, 0.11),
     "black": (0.14, 0.10, 0.09),
@@ -78,7 +79,7 @@ _C = {
     "dark_red": (0.50, 0.14, 0.18),
     "purple": (0.48, 0.22, 0.36),
     "white": (0.95, 0.92, 0.88),
-    "keratin": (0.93, 0.87, 0.70),
+    "keratin": (0.94, 0.86, 0.60),
 }
 
 
@@ -86,7 +87,7 @@ _C = {
 class _Spec:
     """Per-class distribution of lesion parameters (ranges are uniform unless noted)."""
 
-    base: tuple[str, ...]  # candidate base colours (one drawn per image)
+    base: tuple[str, ...]  # base colours: the first with p=MAIN_COLOUR_P, else one of the others
     radius: tuple[float, float]  # R in normalised units (image half-width = 1)
     irregular: tuple[float, float]  # scale of the border harmonics a_k
     asym: tuple[float, float]  # k=1 harmonic (asymmetry / off-centre bulge)
@@ -97,30 +98,48 @@ class _Spec:
 
 _SPECS: tuple[_Spec, ...] = (
     # 0 actinic keratosis
-    _Spec(("red", "red", "red", "pink", "pink", "pink_brown"), (0.51, 0.84), (0.06, 0.16), (0.0, 0.10), (0.10, 0.22), (0.60, 0.90), (0.75, 1.0)),
+    _Spec(base=("red", "pink", "pink_brown"),
+          radius=(0.59, 0.92), irregular=(0.06, 0.16), asym=(0.0, 0.10),
+          border=(0.10, 0.22), opacity=(0.60, 0.90), aspect=(0.75, 1.0)),
     # 1 basal cell carcinoma
-    _Spec(("pearl", "pearl", "pearl", "pearl", "pink", "grey_brown"), (0.41, 0.74), (0.04, 0.12), (0.0, 0.08), (0.04, 0.10), (0.55, 0.90), (0.75, 1.0)),
+    _Spec(base=("pearl", "pink", "grey_brown"),
+          radius=(0.47, 0.85), irregular=(0.04, 0.12), asym=(0.0, 0.08),
+          border=(0.04, 0.10), opacity=(0.55, 0.90), aspect=(0.75, 1.0)),
     # 2 dermatofibroma
-    _Spec(("pink_brown", "pink_brown", "pink_brown", "light_brown", "light_brown", "brown"), (0.34, 0.55), (0.02, 0.07), (0.0, 0.05), (0.08, 0.16), (0.60, 0.90), (0.80, 1.0)),
+    _Spec(base=("light_brown", "pink_brown", "brown"),
+          radius=(0.40, 0.62), irregular=(0.02, 0.07), asym=(0.0, 0.05),
+          border=(0.08, 0.16), opacity=(0.60, 0.90), aspect=(0.80, 1.0)),
     # 3 melanoma
-    _Spec(("dark_brown", "dark_brown", "dark_brown", "brown", "brown", "black", "grey_brown"), (0.57, 0.92), (0.10, 0.26), (0.08, 0.25), (0.02, 0.08), (0.80, 1.00), (0.65, 1.0)),
+    _Spec(base=("dark_brown", "brown", "black", "grey_brown"),
+          radius=(0.66, 0.92), irregular=(0.10, 0.26), asym=(0.08, 0.25),
+          border=(0.02, 0.08), opacity=(0.80, 1.00), aspect=(0.65, 1.0)),
     # 4 nevus
-    _Spec(("brown", "brown", "brown", "brown", "light_brown", "light_brown", "dark_brown", "orange_brown"), (0.38, 0.70), (0.01, 0.05), (0.0, 0.04), (0.02, 0.06), (0.70, 1.00), (0.80, 1.0)),
+    _Spec(base=("brown", "light_brown", "dark_brown", "orange_brown"),
+          radius=(0.44, 0.80), irregular=(0.01, 0.05), asym=(0.0, 0.04),
+          border=(0.02, 0.06), opacity=(0.70, 1.00), aspect=(0.80, 1.0)),
     # 5 pigmented benign keratosis
-    _Spec(("orange_brown", "orange_brown", "orange_brown", "light_brown", "light_brown", "tan"), (0.47, 0.81), (0.06, 0.16), (0.0, 0.10), (0.03, 0.08), (0.60, 0.95), (0.65, 1.0)),
+    _Spec(base=("orange_brown", "light_brown", "tan", "brown"),
+          radius=(0.54, 0.92), irregular=(0.06, 0.16), asym=(0.0, 0.10),
+          border=(0.03, 0.08), opacity=(0.60, 0.95), aspect=(0.65, 1.0)),
     # 6 seborrheic keratosis
-    _Spec(("grey_brown", "grey_brown", "grey_brown", "tan", "tan", "dark_brown", "light_brown"), (0.43, 0.78), (0.03, 0.10), (0.0, 0.08), (0.015, 0.05), (0.75, 1.00), (0.70, 1.0)),
+    _Spec(base=("grey_brown", "tan", "dark_brown", "light_brown"),
+          radius=(0.49, 0.90), irregular=(0.03, 0.10), asym=(0.0, 0.08),
+          border=(0.015, 0.05), opacity=(0.75, 1.00), aspect=(0.70, 1.0)),
     # 7 squamous cell carcinoma
-    _Spec(("pink", "pink", "pink", "pearl", "red"), (0.43, 0.78), (0.08, 0.20), (0.02, 0.12), (0.05, 0.12), (0.60, 0.95), (0.70, 1.0)),
+    _Spec(base=("pink", "pearl", "red"),
+          radius=(0.49, 0.90), irregular=(0.08, 0.20), asym=(0.02, 0.12),
+          border=(0.05, 0.12), opacity=(0.60, 0.95), aspect=(0.70, 1.0)),
     # 8 vascular lesion
-    _Spec(("red", "purple", "purple", "dark_red", "pink"), (0.34, 0.65), (0.02, 0.08), (0.0, 0.06), (0.02, 0.06), (0.80, 1.00), (0.75, 1.0)),
+    _Spec(base=("purple", "red", "dark_red", "pink"),
+          radius=(0.39, 0.75), irregular=(0.02, 0.08), asym=(0.0, 0.06),
+          border=(0.02, 0.06), opacity=(0.80, 1.00), aspect=(0.75, 1.0)),
 )
 
 assert len(_SPECS) == len(ISIC9)
 
 
 # --------------------------------------------------------------------------- helpers
-def _col(rng: np.random.Generator, name: str, jitter: float = 0.04) -> np.ndarray:
+def _col(rng: np.random.Generator, name: str, jitter: float = 0.02) -> np.ndarray:
     """A palette colour with per-image lightness and per-channel jitter."""
     c = np.asarray(_C[name], dtype=np.float64) * rng.uniform(0.92, 1.08) + rng.normal(0.0, jitter, 3)
     return np.clip(c, 0.0, 1.0)
@@ -163,10 +182,13 @@ def _seg_dist(x: np.ndarray, y: np.ndarray, segs: np.ndarray) -> np.ndarray:
     """Distance from every pixel to each segment: segs (m, 4) -> (m, n, n)."""
     x0, y0, x1, y1 = (segs[:, i][:, None, None] for i in range(4))
     dx, dy = x1 - x0, y1 - y0
-    ll = np.maximum(dx * dx + dy * dy, 1e-12)
-    t = np.clip(((x - x0) * dx + (y - y0) * dy) / ll, 0.0, 1.0)
-    px, py = x0 + t * dx - x, y0 + t * dy - y
-    return np.sqrt(px * px + py * py)
+    inv = 1.0 / np.maximum(dx * dx + dy * dy, 1e-12)
+    ax, ay = x - x0, y - y0
+    t = (ax * dx + ay * dy) * inv
+    np.clip(t, 0.0, 1.0, out=t)
+    ax -= t * dx
+    ay -= t * dy
+    return np.hypot(ax, ay, out=ax)
 
 
 def _line(dist: np.ndarray, half_width: np.ndarray | float, px: float) -> np.ndarray:
@@ -225,6 +247,7 @@ class _Frame:
     def __init__(self, n: int, cx: float, cy: float, rot: float, aspect: float):
         self.n = n
         self.px = 2.0 / n
+        self.lpx = self.px  # pixel size in the unit lesion frame (set by the painter)
         c = (np.arange(n, dtype=np.float64) + 0.5) * self.px - 1.0
         self.x, self.y = np.meshgrid(c, c)  # y down the rows
         dx, dy = self.x - cx, self.y - cy
@@ -244,11 +267,11 @@ def _draw_scene(class_index: int, rngs: list[np.random.Generator]):
     t = r_bg.beta(1.3, 3.5)  # mostly fair skin, as in ISIC
     light, dark = np.array([0.94, 0.80, 0.70]), np.array([0.66, 0.47, 0.36])
     skin = light * (1 - t) + dark * t + r_bg.normal(0.0, 0.025, 3)
-    skin = skin + np.array([0.03, -0.01, -0.01]) * r_bg.uniform(-1.0, 1.5)  # redness
+    skin = skin + np.array([0.03, -0.01, -0.01]) * r_bg.uniform(-0.5, 1.5)  # redness
     grad_ang = r_bg.uniform(0.0, 2.0 * np.pi)
-    grad_amp = r_bg.uniform(0.0, 0.18)
-    vignette = r_bg.uniform(0.05, 0.35)
-    field_stop = r_bg.random() < 0.2
+    grad_amp = r_bg.uniform(0.0, 0.12)
+    vignette = r_bg.uniform(0.05, 0.3)
+    field_stop = r_bg.random() < 0.15
     stop_r = r_bg.uniform(0.95, 1.3)
     mottle = _Noise(r_bg, 6)
     mottle_amp = r_bg.uniform(0.01, 0.05)
@@ -271,7 +294,8 @@ def _draw_scene(class_index: int, rngs: list[np.random.Generator]):
     opacity = r_les.uniform(*spec.opacity)
     edge_noise = _Noise(r_les, 10)
     edge_amp = border * r_les.uniform(0.5, 2.0)
-    base = _col(r_les, spec.base[r_les.integers(len(spec.base))])
+    alt = r_les.random() >= MAIN_COLOUR_P
+    base = _col(r_les, spec.base[1 + r_les.integers(len(spec.base) - 1)] if alt else spec.base[0])
     centre_shift = r_les.normal(0.0, 0.06) - 0.04  # darker (neg) or lighter centre
 
     tex = _textures(class_index, r_tex, base)
@@ -288,11 +312,11 @@ def _draw_scene(class_index: int, rngs: list[np.random.Generator]):
         hairs.append((p0, p1, p2, r_hair.uniform(0.006, 0.014), r_hair.uniform(0.05, 0.25)))
 
     # ---- global photometric shift ----
-    bright = r_glob.uniform(0.9, 1.1)
-    contrast = r_glob.uniform(0.85, 1.15)
-    sat = r_glob.uniform(0.85, 1.15)
-    wb = r_glob.normal(1.0, 0.03, 3)
-    hue = _hue_matrix(r_glob.normal(0.0, 0.06))
+    bright = r_glob.uniform(0.93, 1.07)
+    contrast = r_glob.uniform(0.9, 1.1)
+    sat = r_glob.uniform(0.9, 1.1)
+    wb = r_glob.normal(1.0, 0.02, 3)
+    hue = _hue_matrix(r_glob.normal(0.0, 0.04))
     noise_sd = r_glob.uniform(0.005, 0.03)
 
     def paint(n: int, r_pix: np.random.Generator) -> np.ndarray:
@@ -308,7 +332,7 @@ def _draw_scene(class_index: int, rngs: list[np.random.Generator]):
         # lesion colour: base, radial lightness, then texture layers in its frame
         les = np.broadcast_to(base, (n, n, 3)) * (1.0 + centre_shift * np.clip(1.0 - d, 0.0, 1.0))[..., None]
         lu, lv = f.u / R, f.v / R  # unit lesion frame
-        f.lpx = f.px / R  # pixel size in that frame
+        f.lpx = f.px / R
         extra = np.zeros((n, n))
         for layer in tex:
             colour, weight, outside = layer(f, lu, lv, d)
@@ -322,13 +346,21 @@ def _draw_scene(class_index: int, rngs: list[np.random.Generator]):
         shade = 1.0 + grad_amp * (np.cos(grad_ang) * x + np.sin(grad_ang) * y) - vignette * (r2 / 2.0) ** 1.5
         img = img * shade[..., None]
         # hairs
-        if hairs:
-            ts = np.linspace(0.0, 1.0, 13)[:, None]
+        if hairs:  # all hairs at once: the nearest segment decides width and tone
+            ts = np.linspace(0.0, 1.0, 9)[:, None]
+            segs, hws, tones = [], [], []
             for p0, p1, p2, hw, tone in hairs:
                 pts = (1 - ts) ** 2 * p0 + 2 * (1 - ts) * ts * p1 + ts**2 * p2
-                segs = np.concatenate([pts[:-1], pts[1:]], axis=1)
-                cov = _line(_seg_dist(x, y, segs).min(0), hw, f.px)
-                img = _mix(img, np.array([tone, tone * 0.8, tone * 0.7]), cov)
+                segs.append(np.concatenate([pts[:-1], pts[1:]], axis=1))
+                hws += [hw] * (len(ts) - 1)
+                tones += [tone] * (len(ts) - 1)
+            hw_a, tone_a = np.asarray(hws), np.asarray(tones)
+            excess = _seg_dist(x, y, np.concatenate(segs)) - hw_a[:, None, None]
+            k = excess.argmin(0)
+            hw_k = hw_a[k]
+            cov = _line(np.take_along_axis(excess, k[None], 0)[0] + hw_k, hw_k, f.px)
+            tone_k = tone_a[k][..., None]
+            img = _mix(img, tone_k * np.array([1.0, 0.8, 0.7]), cov)
         if field_stop:
             img = img * np.clip((stop_r - np.sqrt(r2)) / (3 * f.px) + 0.5, 0.0, 1.0)[..., None]
         # global photometric shift
@@ -498,8 +530,8 @@ def _textures(ci: int, rng: np.random.Generator, base: np.ndarray) -> list:
             L.append(_network(rng, darker(0.7), 14, 0.0, 0.4))
     elif name == "BCC":
         L.append(_vessels(rng, _col(rng, "red"), int(rng.integers(1, 4)), int(rng.integers(3, 6)), rng.uniform(0.02, 0.04), rng.uniform(0.6, 1.0)))
-        if p() < 0.45:
-            L.append(_dots(rng, _col(rng, "blue_grey"), int(rng.integers(2, 6)), (0.08, 0.18), strength=rng.uniform(0.5, 0.9)))
+        if p() < 0.65:
+            L.append(_dots(rng, _col(rng, "blue_grey"), int(rng.integers(2, 7)), (0.08, 0.2), strength=rng.uniform(0.6, 0.95)))
         if p() < 0.25:
             L.append(_blotches(rng, _col(rng, "dark_red"), 5, rng.uniform(0.6, 1.2), 0.9))
         if p() < 0.35:
@@ -507,11 +539,11 @@ def _textures(ci: int, rng: np.random.Generator, base: np.ndarray) -> list:
         if p() < 0.2:
             L.append(_dots(rng, _col(rng, "brown"), int(rng.integers(3, 10)), (0.03, 0.07)))
     elif name == "DF":
-        ring = _col(rng, rng.choice(["brown", "light_brown", "dark_brown"]))
-        L.append(_radial(ring, 0.35, rng.uniform(0.85, 1.05), rng.uniform(0.5, 0.9), soft=0.2))
+        ring = _col(rng, rng.choice(["brown", "brown", "dark_brown", "light_brown"]))
+        L.append(_radial(ring, 0.35, rng.uniform(0.85, 1.05), rng.uniform(0.6, 0.95), soft=0.2))
         if p() < 0.7:
             L.append(_network(rng, darker(0.6), rng.uniform(16, 24), rng.uniform(-0.3, 0.3), 0.6, extent=1.0, inner=0.5))
-        L.append(_radial(_col(rng, "white"), -1.0, rng.uniform(0.3, 0.6), rng.uniform(0.5, 0.95), soft=0.2, noise=_Noise(rng, 8), amp=0.15))
+        L.append(_radial(_col(rng, "white"), -1.0, rng.uniform(0.35, 0.6), rng.uniform(0.7, 1.0), soft=0.2, noise=_Noise(rng, 8), amp=0.15))
         if p() < 0.2:
             L.append(_dots(rng, _col(rng, "red"), int(rng.integers(3, 10)), (0.02, 0.05), rmax=0.5))
     elif name == "MEL":
@@ -544,13 +576,13 @@ def _textures(ci: int, rng: np.random.Generator, base: np.ndarray) -> list:
             L.append(_network(rng, darker(0.7), rng.uniform(14, 20), 0.0, 0.5))
     elif name == "SK":
         L.append(_fissures(rng, darker(rng.uniform(0.5, 0.75)), int(rng.integers(4, 8)), rng.uniform(0.5, 0.9)))
-        L.append(_dots(rng, _col(rng, "keratin"), int(rng.integers(3, 14)), (0.03, 0.07), strength=rng.uniform(0.7, 1.0)))
+        L.append(_dots(rng, _col(rng, "keratin"), int(rng.integers(5, 16)), (0.04, 0.08), strength=rng.uniform(0.7, 1.0)))
         if p() < 0.6:
             L.append(_dots(rng, _col(rng, "dark_brown"), int(rng.integers(3, 12)), (0.03, 0.06)))
         if p() < 0.25:
             L.append(_ridges(rng, darker(0.7), rng.uniform(10, 18), 0.5))
     elif name == "SCC":
-        L.append(_radial(_col(rng, "keratin"), -1.0, rng.uniform(0.25, 0.65), rng.uniform(0.5, 0.95), soft=0.25, noise=_Noise(rng, 8), amp=0.25))
+        L.append(_radial(_col(rng, "keratin"), -1.0, rng.uniform(0.4, 0.75), rng.uniform(0.7, 1.0), soft=0.25, noise=_Noise(rng, 8), amp=0.25))
         L.append(_dots(rng, _col(rng, "red"), int(rng.integers(6, 30)), (0.025, 0.05), rmin=0.3, strength=rng.uniform(0.6, 1.0)))
         if p() < 0.35:
             L.append(_blotches(rng, _col(rng, "dark_red"), 5, rng.uniform(0.5, 1.1), 0.9))

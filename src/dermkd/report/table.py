@@ -40,11 +40,13 @@ def _header(col: str) -> str:
 
 
 def print_table(rows: list[dict], title: str, console: Console | None = None) -> None:
-    table = Table(title=title, caption="Top-1, Bal.Acc, MCC: multiclass. Other columns: macro one-vs-rest (paper).")
-    for col in columns():
-        table.add_column(_header(col), justify="left" if col in ("run", "model", "strategy") else "right")
+    """Measures down, runs across: fits a terminal for a handful of runs."""
+    table = Table(title=title, caption="Top-1, Bal.Acc, MCC: multiclass; the rest: macro one-vs-rest (the paper's).")
+    table.add_column("measure")
     for row in rows:
-        table.add_row(*(_fmt(row[c]) for c in columns()))
+        table.add_column(str(row["run"]), justify="right")
+    for col in columns()[1:]:
+        table.add_row(_header(col), *(_fmt(row[col]) for row in rows))
     (console or Console()).print(table)
 
 
