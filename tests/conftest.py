@@ -32,16 +32,6 @@ def build_tree(root: Path, per_class: dict[str, int], start_seed: int = 0) -> Pa
 
 
 @pytest.fixture
-def image_writer():
-    return write_image
-
-
-@pytest.fixture
-def tree_builder():
-    return build_tree
-
-
-@pytest.fixture
 def tiny_tree(tmp_path: Path) -> Path:
     """Three known classes with 6 distinct PNGs each (enough for every split)."""
     return build_tree(tmp_path / "data", {"nevus": 6, "melanoma": 6, "Basal_Cell carcinoma": 6})

@@ -350,10 +350,6 @@ def test_cli_unknown_optimizer_lists_known(run_cli, tmp_path):
     assert err.splitlines()[-1] == errors[0]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: options.parse_stages raises typer.BadParameter from inside the command "
-                          "(build_run_config), so click prints a multi-line usage panel and exits 2 instead of "
-                          "one 'dermkd: error:' line")
 def test_cli_negative_trainable_stages_is_one_line(run_cli):
     _assert_one_line_error(run_cli("train", "--trainable-stages", "-1", "--data", "/nonexistent"),
                            "trainable")

@@ -289,8 +289,6 @@ def test_every_class_with_four_or_more_groups_is_in_every_split():
         _assert_no_hash_crosses_splits(rep.rows, paths, hashes)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BUG: splits._share gives a 3-group class 1 test and 0 val groups at the "
-                                       "default 0.15/0.15 fractions (val share is computed on n - n_test = 2 < 3)")
 def test_every_class_with_three_groups_is_in_every_split():
     paths, labels, hashes = _groups_fixture({"a": 3}, pair_class="f", pair_groups=3)
     rep = _split(paths, labels, hashes, seed=0, val=0.15, test=0.15)
@@ -301,8 +299,6 @@ def test_every_class_with_three_groups_is_in_every_split():
     assert present["f"] == set(SPLITS)
 
 
-@pytest.mark.xfail(strict=True, raises=DermkdError, reason="BUG: with 3 images per class (the minimum DataConfig allows for the "
-                                       "synthetic set) prepare_data fails: 'the val split is empty'")
 def test_prepare_data_with_three_images_per_class(tmp_path):
     root = build_tree(tmp_path / "root", {"nevus": 3, "melanoma": 3})
     prep = prepare_data(DataConfig(**CFG32), root, seed=0)

@@ -127,6 +127,7 @@ class RunConfig:
         _check(bool(self.name) and "/" not in self.name, "run name must be non-empty and contain no '/'")
         for part in (self.data, self.model, self.teacher, self.kd, self.optim, self.train):
             part.validate()
+        _check_registered(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,6 +185,19 @@ def apply_overrides(obj: Any, overrides: dict[str, Any]) -> Any:
         else:
             changes[key] = value
     return dataclasses.replace(obj, **changes)
+
+
+def _check_registered(cfg: RunConfig) -> None:
+    """Names must be in their registries, checked before any data is read."""
+    # Imported here: the registries' modules import this one.
+    from dermkd.distill.losses import OBJECTIVES
+    from dermkd.distill.strategies import STRATEGIES
+    from dermkd.models import MODELS
+    from dermkd.train.optimizers import OPTIMIZERS
+
+    for registry, name in ((MODELS, cfg.model.name), (MODELS, cfg.teacher.name), (STRATEGIES, cfg.kd.strategy),
+                           (OPTIMIZERS, cfg.optim.name), (OBJECTIVES, cfg.kd.objective)):
+        registry.get(name)
 
 
 def _check(ok: bool, message: str) -> None:

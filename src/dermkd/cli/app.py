@@ -18,19 +18,10 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from dermkd.cli import options as o
-from dermkd.config import RunConfig
-from dermkd.data.prepare import prepare_data
-from dermkd.distill.losses import OBJECTIVES
-from dermkd.distill.strategies import STRATEGIES
 from dermkd.errors import DermkdError
-from dermkd.evaluate.evaluate import evaluate_model
-from dermkd.io import read_json, write_json
-from dermkd.models import MODELS
-from dermkd.pipeline import load_data, run_pipeline
-from dermkd.report.table import comparison_rows, print_table
-from dermkd.train.checkpoints import load_model, resolve_checkpoint
-from dermkd.train.optimizers import OPTIMIZERS
-from dermkd.train.stage import run_stage
+
+# torch, timm and lightning take seconds to import: commands import what they use, so
+# `--help` and argument errors answer at once.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train, distil and evaluate small skin-lesion classifiers (the DSC paper).")
@@ -51,6 +42,10 @@ def train(
 
     Example: dermkd train --data ../shared/data/isic9/Train --model dsc --profile cpu --name dsc-baseline
     """
+    from dermkd.pipeline import load_data
+    from dermkd.report.table import comparison_rows, print_table
+    from dermkd.train.stage import run_stage
+
     cfg = o.build_run_config(profile, config, {**locals(), "strategy": "baseline"})
     cfg = dataclasses.replace(cfg, name=name or f"train-{cfg.model.name}")
     result = run_stage(cfg, load_data(cfg), Path(cfg.out_dir) / cfg.name, resume=not fresh)
@@ -74,6 +69,11 @@ def distill(
 
     Example: dermkd distill --teacher runs/resnet50-teacher --student dsc --alpha 0.9 --temperature 4
     """
+    from dermkd.pipeline import load_data
+    from dermkd.report.table import comparison_rows, print_table
+    from dermkd.train.checkpoints import resolve_checkpoint
+    from dermkd.train.stage import run_stage
+
     args = {**locals(), "model": student}
     args["strategy"] = strategy or "standard"
     teacher_run = teacher if teacher.is_dir() else None
@@ -104,6 +104,12 @@ def evaluate(
 
     Example: dermkd evaluate runs/demo/kd-student --output kd-test.json
     """
+    from dermkd.data.prepare import prepare_data
+    from dermkd.evaluate.evaluate import evaluate_model
+    from dermkd.io import write_json
+    from dermkd.report.table import comparison_rows, print_table
+    from dermkd.train.checkpoints import load_model
+
     if split not in ("train", "val", "test"):
         raise DermkdError(f"--split must be train, val or test, not {split!r}")
     model, spec = load_model(run)
@@ -140,6 +146,8 @@ def pipeline(
 
     Example: dermkd pipeline --data ../shared/data/isic9/Train --profile cpu --name isic9-cpu
     """
+    from dermkd.pipeline import run_pipeline
+
     cfg = o.build_run_config(profile, config, locals())
     if name is None:
         cfg = dataclasses.replace(cfg, name=f"pipeline-{cfg.profile}")
@@ -151,6 +159,8 @@ def demo(
     out: o.Out = None, epochs: o.Epochs = None, threads: o.Threads = None, fresh: o.Fresh = False,
 ) -> None:
     """The whole pipeline on the embedded synthetic data (a few minutes on 2 cores)."""
+    from dermkd.pipeline import run_pipeline
+
     cfg = o.build_run_config("demo", None, {**locals(), "name": "demo"})
     run_pipeline(cfg, resume=not fresh)
 
@@ -158,6 +168,11 @@ def demo(
 @app.command()
 def models() -> None:
     """List registered models, strategies, optimizers and objectives."""
+    from dermkd.distill.losses import OBJECTIVES
+    from dermkd.distill.strategies import STRATEGIES
+    from dermkd.models import MODELS
+    from dermkd.train.optimizers import OPTIMIZERS
+
     for title, reg in (("models", MODELS), ("strategies", STRATEGIES), ("optimizers", OPTIMIZERS),
                        ("objectives", OBJECTIVES)):
         console.print(f"[bold]{title}[/]: {', '.join(reg.names())}")

@@ -22,9 +22,9 @@ def parse_stages(value: str | None) -> int | str | None:
     try:
         n = int(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not 'all' or an integer") from None
+        raise DermkdError(f"trainable stages must be 'all' or an integer >= 0, not {value!r}") from None
     if n < 0:
-        raise typer.BadParameter("must be >= 0")
+        raise DermkdError(f"trainable stages must be 'all' or an integer >= 0, not {n}")
     return n
 
 

@@ -77,8 +77,8 @@ def stratified_group_split(
         class_groups = sorted(by_class[label], key=lambda m: paths[m[0]])
         order = rng.permutation(len(class_groups))
         n = len(class_groups)
-        n_test = _share(n, test_fraction)
-        n_val = _share(n - n_test, val_fraction / (1.0 - test_fraction)) if val_fraction > 0 else 0
+        n_test = _share(n, test_fraction, n)
+        n_val = _share(n, val_fraction, n - n_test)
         for rank, g in enumerate(order):
             split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
             report.rows.extend(SplitRow(paths[i], label, split) for i in class_groups[g])
@@ -86,12 +86,13 @@ def stratified_group_split(
     return report
 
 
-def _share(n: int, fraction: float) -> int:
-    """round(n * fraction), but at least 1 when the class has 3+ groups and fraction > 0."""
+def _share(n: int, fraction: float, available: int) -> int:
+    """round(n * fraction), at least 1 when the class has 3+ groups, leaving one group
+    of the `available` ones for training."""
     k = int(round(n * fraction))
     if fraction > 0 and n >= 3:
         k = max(k, 1)
-    return min(k, max(n - 1, 0))
+    return max(0, min(k, available - 1))
 
 
 def write_split(path: str | Path, rows: list[SplitRow]) -> None:

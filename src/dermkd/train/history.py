@@ -21,8 +21,8 @@ class HistoryWriter(L.Callback):
         self.rows: list[dict] = []
         self._t0 = 0.0
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.path.is_file():  # resuming: keep the epochs already done
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.path.is_file():  # resuming (the checkpoint is restored by now): keep the epochs already done
             with self.path.open(newline="") as fh:
                 self.rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) < trainer.current_epoch]
 

@@ -41,10 +41,11 @@ class LitClassifier(L.LightningModule):
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def on_fit_start(self) -> None:
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
         if self.teacher is not None:
-            self.teacher.to(self.device, memory_format=torch.channels_last if self.channels_last else None)
+            self.teacher.to(self.device)
+        for net in (self.model, self.teacher):
+            if net is not None and self.channels_last:
+                net.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(self._layout(x))

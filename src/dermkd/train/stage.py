@@ -76,6 +76,7 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teache
         raise DermkdError(f"teacher classes {teacher_record['classes']} differ from the data's {data.classes}")
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data.root)))  # fully resolved
     write_yaml(run_dir / "config.yaml", cfg.to_dict())
     write_split(run_dir / "split.csv", data.rows)
     env = {"status": "running", "started": _now(), "seed": cfg.train.seed, "versions": versions(),
