@@ -47,11 +47,16 @@ class ModelConfig:
     pretrained: Literal["none", "imagenet"] = "none"  # imagenet = timm hub download
     pretrained_file: str | None = None  # local weights file (overrides `pretrained`)
     trainable_stages: int | Literal["all"] = "all"  # 0 = head only; N = last N stages + head
+    # BatchNorm running-stat momentum; None keeps the model's own (dsc: Keras .99 = PyTorch
+    # .01, the paper's). At .01 the running stats need thousands of steps to settle, so
+    # short runs (cpu/demo profiles) use PyTorch's .1.
+    bn_momentum: float | None = None
 
     def validate(self) -> None:
         _check(self.pretrained in ("none", "imagenet"), "pretrained must be 'none' or 'imagenet'")
         ts = self.trainable_stages
         _check(ts == "all" or (isinstance(ts, int) and ts >= 0), "trainable_stages must be 'all' or an integer >= 0")
+        _check(self.bn_momentum is None or 0 < self.bn_momentum <= 1, "bn_momentum must be in (0, 1]")
 
 
 @dataclass
@@ -145,17 +150,23 @@ PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {
         "data": {"image_size": 112},
         "train": {"epochs": 12, "batch_size": 32, "early_stopping_patience": None},
+        "model": {"bn_momentum": 0.1},
+        "optim": {"lr": 0.001},  # chosen on the embedded data's validation split (docs/profiles.md)
         # No hub download here: the teacher trains from scratch, every stage trainable.
         "teacher": {"pretrained": "none", "trainable_stages": "all"},
     },
     "demo": {
         "data": {"image_size": 64, "synthetic_per_class": 80, "synthetic_size": 64},
         "train": {"epochs": 8, "batch_size": 32},
+        "model": {"bn_momentum": 0.1},
+        "optim": {"lr": 0.001},
         "teacher": {"name": "resnet18", "pretrained": "none", "trainable_stages": "all"},
     },
     "tiny": {  # tests and smoke runs: a few steps on 32 px images
         "data": {"image_size": 32, "synthetic_per_class": 8, "synthetic_size": 32},
         "train": {"epochs": 1, "batch_size": 16, "progress": False},
+        "model": {"bn_momentum": 0.1},
+        "optim": {"lr": 0.001},
         "teacher": {"name": "resnet18", "pretrained": "none", "trainable_stages": "all"},
     },
 }

@@ -53,10 +53,12 @@ def create_model(
     pretrained: Literal["none", "imagenet"] = "none",
     pretrained_file: str | Path | None = None,
     trainable_stages: int | Literal["all"] = "all",
+    bn_momentum: float | None = None,
 ) -> Classifier:
     """Build a registered model for `num_classes` classes, inputs in [0, 1].
 
     `pretrained_file` wins over `pretrained`; "imagenet" downloads through timm's hub.
+    `bn_momentum`, if given, replaces the running-stat momentum of every BatchNorm layer.
     """
     entry = MODELS.get(name)
     if num_classes < 2:
@@ -73,6 +75,10 @@ def create_model(
         if pretrained_file is not None:
             classifier = entry.classifier or net.pretrained_cfg["classifier"]
             load_weights_file(net, pretrained_file, classifier)
+    if bn_momentum is not None:
+        for module in net.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = bn_momentum
     if entry.timm_name is not None:
         cfg = net.pretrained_cfg
         model = Classifier(net, name, num_classes, mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))

@@ -85,7 +85,8 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teache
 
     m = cfg.model
     model = create_model(m.name, len(data.classes), image_size=data.image_size, pretrained=m.pretrained,
-                         pretrained_file=m.pretrained_file, trainable_stages=m.trainable_stages)
+                         pretrained_file=m.pretrained_file, trainable_stages=m.trainable_stages,
+                         bn_momentum=m.bn_momentum)
     spec = {**model.describe(), "classes": data.classes, "image_size": data.image_size}
     lit = LitClassifier(model, spec, dataclasses.asdict(cfg.optim), dataclasses.asdict(cfg.kd), teacher=teacher)
     dm = DermDataModule(data, cfg.train.batch_size, augment=cfg.data.augment, num_workers=cfg.data.num_workers,
