@@ -36,7 +36,7 @@ def train(
     batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
     lr: o.Lr = None, scheduler: o.Scheduler = None, pretrained: o.Pretrained = None,
     pretrained_file: o.PretrainedFile = None, trainable_stages: o.TrainableStages = None,
-    objective: o.Objective = None, fresh: o.Fresh = False,
+    bn_momentum: o.BnMomentum = None, objective: o.Objective = None, fresh: o.Fresh = False,
 ) -> None:
     """Train any registered model on hard labels (the baseline strategy).
 
@@ -60,7 +60,8 @@ def distill(
     out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None, epochs: o.Epochs = None,
     batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
     lr: o.Lr = None, scheduler: o.Scheduler = None, alpha: o.Alpha = None, temperature: o.Temperature = None,
-    kd_multiplier: o.KdMultiplier = None, objective: o.Objective = None, fresh: o.Fresh = False,
+    kd_multiplier: o.KdMultiplier = None, objective: o.Objective = None, bn_momentum: o.BnMomentum = None,
+    fresh: o.Fresh = False,
 ) -> None:
     """Distil a teacher into a student (default: standard KD into the DSC student).
 
@@ -136,7 +137,7 @@ def pipeline(
     out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None,
     conflict_policy: o.ConflictPolicy = None, allow_new_classes: o.AllowNew = None, epochs: o.Epochs = None,
     batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
-    lr: o.Lr = None, scheduler: o.Scheduler = None, model: o.Model = None,
+    lr: o.Lr = None, scheduler: o.Scheduler = None, model: o.Model = None, bn_momentum: o.BnMomentum = None,
     teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model name.")] = None,
     teacher_pretrained: o.Pretrained = None, teacher_pretrained_file: o.PretrainedFile = None,
     teacher_trainable_stages: o.TrainableStages = None, alpha: o.Alpha = None, temperature: o.Temperature = None,

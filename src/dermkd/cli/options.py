@@ -49,6 +49,7 @@ Model = Annotated[Optional[str], P(help="Model name from the registry (see `derm
 Pretrained = Annotated[Optional[str], P(help="imagenet (timm hub download) | none.")]
 PretrainedFile = Annotated[Optional[Path], P(help="Local weights file (.pth/.safetensors) for the model.")]
 TrainableStages = Annotated[Optional[str], P(help="Trailing stages to fine-tune: 0 = head only, N, or all.")]
+BnMomentum = Annotated[Optional[float], P(help="Student BatchNorm momentum (PyTorch convention; paper: 0.01).")]
 Alpha = Annotated[Optional[float], P(help="Weight of the soft (teacher) term, eq. 1.")]
 Temperature = Annotated[Optional[float], P(help="KD temperature T.")]
 KdMultiplier = Annotated[Optional[float], P(help="The paper's extra factor on the soft term (2; Hinton: 1).")]
@@ -64,7 +65,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "threads": ("train", "threads"),
     "optimizer": ("optim", "name"), "lr": ("optim", "lr"), "scheduler": ("optim", "scheduler"),
     "model": ("model", "name"), "pretrained": ("model", "pretrained"), "pretrained_file": ("model", "pretrained_file"),
-    "trainable_stages": ("model", "trainable_stages"),
+    "trainable_stages": ("model", "trainable_stages"), "bn_momentum": ("model", "bn_momentum"),
     "teacher_model": ("teacher", "name"), "teacher_pretrained": ("teacher", "pretrained"),
     "teacher_pretrained_file": ("teacher", "pretrained_file"), "teacher_trainable_stages": ("teacher", "trainable_stages"),
     "alpha": ("kd", "alpha"), "temperature": ("kd", "temperature"), "kd_multiplier": ("kd", "kd_multiplier"),
