@@ -25,7 +25,7 @@ from dermkd.errors import DermkdError
 from dermkd.io import atomic_open, write_csv, write_json, write_text, write_yaml
 from dermkd.train.optimizers import KERAS_EPS, OPTIMIZERS, build_optimizer
 
-DERMKD = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "dermkd"
+DERMKD = Path(sys.executable).with_name("dermkd")  # the console script of the running environment
 KNOWN_OPTIMIZERS = "adagrad, adam, adamax, nadam, rmsprop, sgd"
 
 

@@ -23,9 +23,16 @@ from dermkd.errors import DermkdError
 # torch, timm and lightning take seconds to import: commands import what they use, so
 # `--help` and argument errors answer at once.
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   help="Train, distil and evaluate small skin-lesion classifiers (the DSC paper).")
 console = Console()
+
+
+@app.callback(invoke_without_command=True)
+def root(ctx: typer.Context) -> None:
+    """With no command, show the help."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
 
 
 @app.command()
@@ -86,6 +93,10 @@ def distill(
         if split_file is None and data is None:
             args["split_file"] = teacher_run / "split.csv"
     resolve_checkpoint(teacher)  # fail early and clearly
+    if teacher_run is None and split_file is None:
+        logging.getLogger(__name__).warning(
+            "teacher given as a checkpoint file: its training split is unknown, so the student's test images "
+            "may include images the teacher trained on; pass the teacher's --split-file to rule that out")
     cfg = o.build_run_config(profile, config, args)
     cfg = dataclasses.replace(cfg, name=name or f"distill-{cfg.kd.strategy}-{cfg.model.name}")
     result = run_stage(cfg, load_data(cfg), Path(cfg.out_dir) / cfg.name, teacher_source=teacher, resume=not fresh)
@@ -182,8 +193,6 @@ def models() -> None:
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", datefmt="[%X]",
                         handlers=[RichHandler(console=Console(stderr=True), show_path=False)])
-    for noisy in ("lightning.pytorch", "lightning.fabric", "lightning", "pytorch_lightning"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
 
@@ -191,13 +200,14 @@ def _setup_logging() -> None:
 def main() -> None:
     _setup_logging()
     try:
-        app()
-    except DermkdError as exc:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # bad flag, bad value, unknown command
+        print(f"dermkd: error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except (DermkdError, OSError) as exc:
         print(f"dermkd: error: {exc}", file=sys.stderr)
         sys.exit(1)
-    except OSError as exc:
-        print(f"dermkd: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         print("dermkd: interrupted; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

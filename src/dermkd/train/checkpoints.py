@@ -8,8 +8,6 @@ that alone, so any checkpoint can be evaluated or used as a teacher without its 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from dermkd.errors import DermkdError
+from dermkd.io import atomic_open
 from dermkd.models import create_model
 from dermkd.models.classifier import Classifier
 
@@ -25,16 +24,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """torch.save to a temp file in the target folder, then rename over the target."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(checkpoint, fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "wb") as fh:
+            torch.save(checkpoint, fh)
 
 
 def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:

@@ -57,6 +57,13 @@ def set_determinism(seed: int, threads: int | None = None) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
+def quiet_lightning() -> None:
+    """Lightning sets its loggers to INFO when imported (GPU/TPU availability, tips);
+    dermkd reports what matters itself."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teacher_source: Path | None = None,
               resume: bool = True) -> StageResult:
     """Train `cfg.model` with strategy `cfg.kd.strategy` on `data`, then score it on the test split."""
@@ -69,6 +76,7 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teache
         log.info("%s is finished; reusing it (use --fresh to retrain)", run_dir)
         return StageResult(run_dir.name, run_dir, read_json(run_dir / "metrics.json"), reused=True)
     started = time.perf_counter()
+    quiet_lightning()
     set_determinism(cfg.train.seed, cfg.train.threads)
     strategy = STRATEGIES.get(cfg.kd.strategy)
     teacher, teacher_record = strategy.make_teacher(teacher_source if strategy.needs_teacher else None)
@@ -93,8 +101,10 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teache
                         seed=cfg.train.seed)
     ckpt_dir = run_dir / "checkpoints"
     callbacks: list[L.Callback] = [
-        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_last=True,
+        # best: weights only (evaluation, teaching, export); last: full state, for resuming
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min", save_weights_only=True,
                         enable_version_counter=False),
+        ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True),
         HistoryWriter(run_dir / "history.csv"),
     ]
     if cfg.train.early_stopping_patience:
