@@ -288,7 +288,8 @@ def test_cli_models_subprocess(cli_results):
     models = [m.strip() for m in lines["models"].split(":", 1)[1].split(",")]
     assert "dsc" in models and "resnet50" in models and "resnet18" in models
     assert lines["optimizers"] == f"optimizers: {KNOWN_OPTIMIZERS}"
-    assert lines["strategies"] == "strategies: baseline, standard"
+    assert lines["strategies"] == "strategies: baseline, defective, reversed, self, standard, teacher-free"
+    assert lines["objectives"] == "objectives: ce, svm"
 
 
 def test_cli_missing_data(run_cli):

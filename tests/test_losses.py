@@ -127,7 +127,7 @@ def test_soft_kl_zero_for_identical_logits_positive_otherwise():
 
 
 def test_objectives_registry():
-    assert OBJECTIVES.names() == ["ce"]
-    assert OBJECTIVES.get("ce")() is F.cross_entropy
-    with pytest.raises(DermkdError, match="unknown objective 'svm'; known: ce"):
-        OBJECTIVES.get("svm")
+    assert OBJECTIVES.names() == ["ce", "svm"]
+    assert OBJECTIVES.get("ce")(None) is F.cross_entropy
+    with pytest.raises(DermkdError, match="unknown objective 'hinge'; known: ce, svm"):
+        OBJECTIVES.get("hinge")

@@ -68,11 +68,15 @@ class KDConfig:
     temperature: float = 4.0  # not given in the paper
     kd_multiplier: float = 2.0  # the paper's unusual factor 2 (Hinton et al. use 1)
     objective: str = "ce"  # hard-label term: ce (default) or svm (Tang 2013)
+    teacher_epoch: int = 50  # defective KD: the teacher's checkpoint after this epoch (paper: 50)
+    virtual_p: float = 0.9  # teacher-free KD: the virtual teacher's probability on the true class
 
     def validate(self) -> None:
         _check(0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]")
         _check(self.temperature > 0, "temperature must be > 0")
         _check(self.kd_multiplier >= 0, "kd_multiplier must be >= 0")
+        _check(self.teacher_epoch >= 1, "teacher_epoch must be >= 1")
+        _check(0 < self.virtual_p < 1, "virtual_p must be in (0, 1)")
 
 
 @dataclass
@@ -152,6 +156,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"epochs": 12, "batch_size": 32, "early_stopping_patience": None},
         "model": {"bn_momentum": 0.1},
         "optim": {"lr": 0.001},  # chosen on the embedded data's validation split (docs/profiles.md)
+        "kd": {"teacher_epoch": 3},  # defective KD: paper 50 of 100 epochs; here an early quarter
         # No hub download here: the teacher trains from scratch, every stage trainable.
         "teacher": {"pretrained": "none", "trainable_stages": "all"},
     },
@@ -160,6 +165,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"epochs": 8, "batch_size": 32},
         "model": {"bn_momentum": 0.1},
         "optim": {"lr": 0.001},
+        "kd": {"teacher_epoch": 2},
         "teacher": {"name": "resnet18", "pretrained": "none", "trainable_stages": "all"},
     },
     "tiny": {  # tests and smoke runs: a few steps on 32 px images
@@ -167,6 +173,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"epochs": 1, "batch_size": 16, "progress": False},
         "model": {"bn_momentum": 0.1},
         "optim": {"lr": 0.001},
+        "kd": {"teacher_epoch": 1},
         "teacher": {"name": "resnet18", "pretrained": "none", "trainable_stages": "all"},
     },
 }

@@ -1,4 +1,7 @@
-"""The DSC pipeline: teacher -> baseline student -> KD student -> comparison table.
+"""The DSC pipeline: teacher -> baseline student -> KD run -> comparison table.
+
+The KD run follows `cfg.kd.strategy` (standard by default: the teacher teaches the
+student; reversed: the baseline student teaches the teacher architecture; and so on).
 
 All stages share one data preparation (decoded once) and one split, written to
 `runs/<name>/split.csv`. Finished stages are reused, so an interrupted pipeline resumes.
@@ -13,6 +16,7 @@ from pathlib import Path
 from dermkd.config import RunConfig
 from dermkd.data.prepare import PreparedData, prepare_data, resolve_root
 from dermkd.data.splits import write_split
+from dermkd.distill.strategies import STRATEGIES
 from dermkd.report.table import comparison_rows, print_table, write_tables
 from dermkd.train.stage import StageResult, run_stage
 
@@ -37,7 +41,10 @@ def run_pipeline(cfg: RunConfig, resume: bool = True) -> list[StageResult]:
 
     teacher = stage("teacher", cfg.teacher, "baseline")
     baseline = stage("baseline-student", cfg.model, "baseline")
-    kd = stage("kd-student", cfg.model, cfg.kd.strategy, teacher=teacher.run_dir)
+    strategy = STRATEGIES.get(cfg.kd.strategy)
+    source = {"teacher": teacher.run_dir, "student": baseline.run_dir, None: None}[strategy.source]
+    trained = cfg.teacher if strategy.trains == "teacher" else cfg.model
+    kd = stage(f"kd-{strategy.trains}", trained, cfg.kd.strategy, teacher=source)
     results = [teacher, baseline, kd]
     rows = comparison_rows([(r.name, r.metrics) for r in results])
     write_tables(rows, base)

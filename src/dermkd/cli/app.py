@@ -62,7 +62,7 @@ def train(
 @app.command()
 def distill(
     teacher: Annotated[Path, typer.Option(help="Teacher run directory or checkpoint file.")],
-    student: o.Model = None, strategy: Annotated[Optional[str], typer.Option(help="KD strategy.")] = None,
+    student: o.Model = None, strategy: o.StrategyName = None, teacher_epoch: o.TeacherEpoch = None,
     data: o.Data = None, profile: o.Profile = "cpu", config: o.ConfigFile = None, name: o.Name = None,
     out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None, epochs: o.Epochs = None,
     batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
@@ -151,10 +151,11 @@ def pipeline(
     lr: o.Lr = None, scheduler: o.Scheduler = None, model: o.Model = None, bn_momentum: o.BnMomentum = None,
     teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model name.")] = None,
     teacher_pretrained: o.Pretrained = None, teacher_pretrained_file: o.PretrainedFile = None,
-    teacher_trainable_stages: o.TrainableStages = None, alpha: o.Alpha = None, temperature: o.Temperature = None,
+    teacher_trainable_stages: o.TrainableStages = None, strategy: o.StrategyName = None,
+    teacher_epoch: o.TeacherEpoch = None, alpha: o.Alpha = None, temperature: o.Temperature = None,
     kd_multiplier: o.KdMultiplier = None, objective: o.Objective = None, fresh: o.Fresh = False,
 ) -> None:
-    """Teacher -> baseline student -> KD student, then the comparison table.
+    """Teacher -> baseline student -> KD run (--strategy, default standard), then the comparison table.
 
     Example: dermkd pipeline --data ../shared/data/isic9/Train --profile cpu --name isic9-cpu
     """

@@ -53,7 +53,9 @@ BnMomentum = Annotated[Optional[float], P(help="Student BatchNorm momentum (PyTo
 Alpha = Annotated[Optional[float], P(help="Weight of the soft (teacher) term, eq. 1.")]
 Temperature = Annotated[Optional[float], P(help="KD temperature T.")]
 KdMultiplier = Annotated[Optional[float], P(help="The paper's extra factor on the soft term (2; Hinton: 1).")]
-Objective = Annotated[Optional[str], P(help="Hard-label objective: ce.")]
+Objective = Annotated[Optional[str], P(help="Hard-label objective: ce | svm (L2-SVM, Tang 2013).")]
+StrategyName = Annotated[Optional[str], P("--strategy", help="KD strategy (see `dermkd models`).")]
+TeacherEpoch = Annotated[Optional[int], P(help="Defective KD: use the teacher's checkpoint after this epoch.")]
 Fresh = Annotated[bool, P("--fresh", help="Retrain even if a finished or partial run exists.")]
 
 # CLI argument name -> path in RunConfig
@@ -69,7 +71,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "teacher_model": ("teacher", "name"), "teacher_pretrained": ("teacher", "pretrained"),
     "teacher_pretrained_file": ("teacher", "pretrained_file"), "teacher_trainable_stages": ("teacher", "trainable_stages"),
     "alpha": ("kd", "alpha"), "temperature": ("kd", "temperature"), "kd_multiplier": ("kd", "kd_multiplier"),
-    "objective": ("kd", "objective"), "strategy": ("kd", "strategy"),
+    "objective": ("kd", "objective"), "strategy": ("kd", "strategy"), "teacher_epoch": ("kd", "teacher_epoch"),
 }
 
 

@@ -32,6 +32,7 @@ class PreparedData:
     image_size: int
     images: dict[str, torch.Tensor]  # split -> (N, 3, S, S) uint8
     labels: dict[str, torch.Tensor]  # split -> (N,) int64
+    paths: dict[str, list[str]]  # split -> relative paths, in the order of `images`
     rows: list[SplitRow]  # the split actually used
     fingerprint: str
     skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files
@@ -83,9 +84,10 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
                   "conflict_groups": rep.conflict_groups, "conflict_files_dropped": len(rep.dropped)}
     classes = [c for c in classes if any(r.label == c for r in rows)] if cfg.split_file else classes
     index = {c: i for i, c in enumerate(classes)}
-    images, labels = {}, {}
+    images, labels, paths = {}, {}, {}
     for split in SPLITS:
         part = [r for r in rows if r.split == split]
+        paths[split] = [r.path for r in part]
         images[split] = stack_chw([by_rel[r.path][1].pixels for r in part])
         labels[split] = torch.tensor([index[r.label] for r in part], dtype=torch.int64)
     empty = [s for s in (("test",) if all_test else SPLITS) if labels[s].numel() == 0]
@@ -95,7 +97,8 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
     for r in sorted(rows, key=lambda r: r.path):
         digest.update(f"{r.path}\t{r.label}\t{by_rel[r.path][1].sha256}\n".encode())
     log.info("split: %s", {s: int(labels[s].numel()) for s in SPLITS})
-    return PreparedData(root, classes, cfg.image_size, images, labels, rows, digest.hexdigest(), skipped, report)
+    return PreparedData(root, classes, cfg.image_size, images, labels, paths, rows, digest.hexdigest(), skipped,
+                        report)
 
 
 def _rows_from_file(split_file: str, by_rel: dict, all_rel: set[str]) -> list[SplitRow]:

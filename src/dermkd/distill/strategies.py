@@ -1,11 +1,19 @@
-"""KD strategies: who teaches, chosen by name.
+"""KD strategies: who teaches whom, chosen by name.
 
-A strategy turns a teacher source (a run directory or checkpoint, or nothing) into a
-`Teacher`: a frozen callable `(images, labels) -> logits (B, C)`. The student's training
-loop does not know which strategy it serves.
+A strategy says which architecture is trained (`trains`: the student's or the
+teacher's), where its teacher comes from (`source`: a finished teacher run, a finished
+student run, or nothing), and turns that source into a `Teacher`: a frozen callable
+`(images, labels) -> logits (B, C)`. The training loop does not know which strategy it
+serves. The paper's five strategies plus the teacher-free one:
 
-- baseline: no teacher; the student learns from hard labels only.
-- standard: a trained teacher (e.g. partially fine-tuned ResNet-50) teaches the student.
+- baseline: no teacher; the model learns from hard labels only.
+- standard: a trained teacher (e.g. partly fine-tuned ResNet-50) teaches the student.
+- reversed: the trained (baseline) student teaches the teacher architecture.
+- defective: the teacher's checkpoint from an early epoch (`kd.teacher_epoch`; the
+  paper's 50) teaches the student.
+- self: a trained model teaches a fresh copy of its own architecture.
+- teacher-free: a virtual teacher, label smoothing with probability `kd.virtual_p` on the
+  true class (Yuan et al. 2020, Tf-KD_reg), under the same eq. 1 loss.
 """
 
 from __future__ import annotations
@@ -13,10 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
 
+from dermkd.config import KDConfig
+from dermkd.distill.losses import virtual_teacher_logits
 from dermkd.errors import DermkdError
 from dermkd.io import read_json
 from dermkd.registry import Registry
@@ -38,29 +49,78 @@ class Teacher(nn.Module):
         return self.model(images)
 
 
+class VirtualTeacher(Teacher):
+    """Tf-KD's virtual teacher: logits from the labels alone, no network."""
+
+    def __init__(self, num_classes: int, p_correct: float) -> None:
+        super().__init__(nn.Identity())
+        self.num_classes, self.p_correct = num_classes, p_correct
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return virtual_teacher_logits(labels, self.num_classes, self.p_correct).to(images.dtype)
+
+
+MakeTeacher = Callable[[Path | None, KDConfig, int], tuple[Teacher | None, dict | None]]
+
+
 @dataclass(frozen=True)
 class Strategy:
     description: str
-    needs_teacher: bool
-    make_teacher: Callable[[Path | None], tuple[Teacher | None, dict | None]]
+    trains: Literal["student", "teacher"]  # which architecture this strategy trains
+    source: Literal["teacher", "student"] | None  # which finished run teaches (None: no run)
+    make_teacher: MakeTeacher
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 
-def checkpoint_teacher(source: Path | None) -> tuple[Teacher, dict]:
-    """A trained model loaded from a run or checkpoint, with the record of where it came from."""
+def checkpoint_teacher(source: Path | None, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
+    """A trained model from a run (its best checkpoint) or a checkpoint file."""
     if source is None:
         raise DermkdError("this strategy needs a teacher: pass --teacher RUN_DIR_OR_CHECKPOINT")
-    path = resolve_checkpoint(source)
+    return _load_teacher(resolve_checkpoint(source))
+
+
+def early_checkpoint_teacher(source: Path | None, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
+    """The teacher run's checkpoint saved after epoch `kd.teacher_epoch` (a poorly trained teacher)."""
+    if source is None or not Path(source).is_dir():
+        raise DermkdError("defective KD needs a teacher run directory: pass --teacher RUN_DIR")
+    path = Path(source) / "checkpoints" / early_checkpoint_name(kd.teacher_epoch)
+    if not path.is_file():
+        raise DermkdError(f"teacher run {source} has no checkpoint after epoch {kd.teacher_epoch} ({path.name}); "
+                          f"train the teacher with at least {kd.teacher_epoch} epochs")
+    return _load_teacher(path, with_metrics=False)
+
+
+def early_checkpoint_name(epoch: int) -> str:
+    return f"epoch-{epoch}.ckpt"
+
+
+def virtual_teacher(source: Path | None, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
+    return VirtualTeacher(num_classes, kd.virtual_p), {"model": "virtual", "p_correct": kd.virtual_p}
+
+
+def _load_teacher(path: Path, with_metrics: bool = True) -> tuple[Teacher, dict]:
     model, spec = load_model(path)
     record = {"checkpoint": str(path), "sha256": file_sha256(path), "model": spec["name"], "classes": spec["classes"]}
     metrics = path.parent.parent / "metrics.json"
-    if metrics.is_file():
+    if with_metrics and metrics.is_file():
         m = read_json(metrics)
         record["test_metrics"] = {k: m.get(k) for k in ("top1_accuracy", "balanced_accuracy", "mcc_multiclass")}
     return Teacher(model), record
 
 
-STRATEGIES.register("baseline")(Strategy("student on hard labels only", False, lambda source: (None, None)))
-STRATEGIES.register("standard")(Strategy("trained teacher -> student", True, checkpoint_teacher))
+def _no_teacher(source: Path | None, kd: KDConfig, num_classes: int) -> tuple[None, None]:
+    return None, None
+
+
+for _name, _strategy in {
+    "baseline": Strategy("hard labels only", "student", None, _no_teacher),
+    "standard": Strategy("trained teacher -> student", "student", "teacher", checkpoint_teacher),
+    "reversed": Strategy("trained student -> teacher architecture", "teacher", "student", checkpoint_teacher),
+    "defective": Strategy("early-epoch teacher -> student", "student", "teacher", early_checkpoint_teacher),
+    "self": Strategy("trained student -> fresh copy of itself", "student", "student", checkpoint_teacher),
+    "teacher-free": Strategy("virtual teacher (label smoothing) -> student", "student", None, virtual_teacher),
+}.items():
+    STRATEGIES.register(_name)(_strategy)

@@ -50,6 +50,11 @@ class Classifier(nn.Module):
             self.net.get_submodule(name).eval()
         return self
 
+    def head_weight(self) -> nn.Parameter:
+        """Weight (C, D) of the classification layer: the last nn.Linear of every
+        registered model. The SVM objective penalises it."""
+        return [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1].weight
+
     def describe(self) -> dict:
         """What a checkpoint or an exported model needs to rebuild and feed this model."""
         return {

@@ -32,7 +32,7 @@ class ModelEntry:
 
 MODELS: Registry[ModelEntry] = Registry("model")
 
-MODELS.register("dsc")(ModelEntry(build=lambda c, s: DSC(num_classes=c, image_size=s), classifier="head.9"))
+MODELS.register("dsc")(ModelEntry(build=lambda c, s: DSC(num_classes=c, image_size=s), classifier="head.8"))
 
 
 def _timm_entry(timm_name: str) -> ModelEntry:

@@ -1,5 +1,6 @@
-"""`history.csv`: one row per epoch (train/val loss and accuracy, lr, seconds), rewritten
-atomically after every epoch so a killed run keeps every finished epoch."""
+"""Per-epoch callbacks: `history.csv` (train/val loss and accuracy, lr, seconds), rewritten
+atomically after every epoch so a killed run keeps every finished epoch; and the
+weights after one chosen epoch (the "poorly trained" teacher of defective KD)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,14 @@ class HistoryWriter(L.Callback):
             row[key] = float(m[key]) if key in m else ""
         self.rows.append(row)
         write_csv(self.path, self.rows, COLUMNS)
+
+
+class SaveAtEpoch(L.Callback):
+    """Save the weights once, after 1-based epoch `epoch` (validation included)."""
+
+    def __init__(self, epoch: int, path: str | Path) -> None:
+        self.epoch, self.path = epoch, Path(path)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch + 1 == self.epoch:
+            trainer.save_checkpoint(self.path, weights_only=True)

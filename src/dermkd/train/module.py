@@ -29,8 +29,8 @@ class LitClassifier(L.LightningModule):
         self.model = model
         self.optim_cfg = OptimConfig(**optim)
         kd_cfg = KDConfig(**kd)
-        self.criterion = KDLoss(OBJECTIVES.get(kd_cfg.objective)(), kd_cfg.alpha, kd_cfg.temperature,
-                                kd_cfg.kd_multiplier)
+        hard = OBJECTIVES.get(kd_cfg.objective)(model.head_weight())
+        self.criterion = KDLoss(hard, kd_cfg.alpha, kd_cfg.temperature, kd_cfg.kd_multiplier)
         self.channels_last = channels_last
         object.__setattr__(self, "teacher", teacher)  # not a child module: not trained, not saved
         n = model.num_classes

@@ -3,7 +3,8 @@
 `runs/<name>/` receives: config.yaml (the resolved config), split.csv, env.json
 (versions, machine, seed, data fingerprint, teacher record, status, wall time),
 history.csv, checkpoints/{best,last}.ckpt, logs/ (Lightning CSV logger) and
-metrics.json (test-split measures of the best-on-validation checkpoint). A stage whose
+metrics.json and predictions.csv (test-split measures and per-image predictions of the
+best-on-validation checkpoint). A stage whose
 metrics.json exists is finished and is skipped; one killed midway resumes from last.ckpt.
 """
 
@@ -26,13 +27,13 @@ from dermkd.config import RunConfig
 from dermkd.data.datamodule import DermDataModule
 from dermkd.data.prepare import PreparedData
 from dermkd.data.splits import write_split
-from dermkd.distill.strategies import STRATEGIES
+from dermkd.distill.strategies import STRATEGIES, early_checkpoint_name
 from dermkd.errors import DermkdError
 from dermkd.evaluate.evaluate import evaluate_model
 from dermkd.io import read_json, write_json, write_yaml
 from dermkd.models import create_model
 from dermkd.train.checkpoints import AtomicCheckpointIO, load_model
-from dermkd.train.history import HistoryWriter
+from dermkd.train.history import HistoryWriter, SaveAtEpoch
 from dermkd.train.module import LitClassifier
 from dermkd.train.records import machine, versions
 
@@ -78,9 +79,8 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teache
     started = time.perf_counter()
     quiet_lightning()
     set_determinism(cfg.train.seed, cfg.train.threads)
-    strategy = STRATEGIES.get(cfg.kd.strategy)
-    teacher, teacher_record = strategy.make_teacher(teacher_source if strategy.needs_teacher else None)
-    if teacher_record is not None and teacher_record["classes"] != data.classes:
+    teacher, teacher_record = STRATEGIES.get(cfg.kd.strategy).make_teacher(teacher_source, cfg.kd, len(data.classes))
+    if teacher_record is not None and teacher_record.get("classes", data.classes) != data.classes:
         raise DermkdError(f"teacher classes {teacher_record['classes']} differ from the data's {data.classes}")
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +107,8 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teache
         ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True),
         HistoryWriter(run_dir / "history.csv"),
     ]
+    if cfg.kd.teacher_epoch < cfg.train.epochs:  # lets this run teach in defective KD
+        callbacks.append(SaveAtEpoch(cfg.kd.teacher_epoch, ckpt_dir / early_checkpoint_name(cfg.kd.teacher_epoch)))
     if cfg.train.early_stopping_patience:
         callbacks.append(EarlyStopping("val_loss", patience=cfg.train.early_stopping_patience))
     trainer = L.Trainer(
@@ -119,7 +121,7 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teache
     trainer.fit(lit, datamodule=dm, ckpt_path=str(last) if resume and last.is_file() else None)
 
     best, _ = load_model(ckpt_dir / "best.ckpt")
-    metrics = evaluate_model(best, data, "test")
+    metrics = evaluate_model(best, data, "test", predictions=run_dir / "predictions.csv")
     metrics.update({"run": run_dir.name, "model": spec, "strategy": cfg.kd.strategy, "teacher": teacher_record,
                     "epochs_trained": trainer.current_epoch,
                     "wall_seconds": round(time.perf_counter() - started, 1)})
