@@ -179,6 +179,31 @@ def demo(
 
 
 @app.command()
+def study(
+    config: Annotated[Path, typer.Argument(help="Study YAML (see src/dermkd/configs/study-*.yaml).")],
+    out: o.Out = None, fresh: o.Fresh = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and exit.")] = False,
+) -> None:
+    """Run a grid of strategies x optimizers x teachers x objectives x seeds (resumable).
+
+    Example: dermkd study src/dermkd/configs/study-cpu.yaml
+    """
+    from dermkd.study.grid import load_study
+    from dermkd.study.runner import run_study
+
+    plan = load_study(config)
+    if dry_run:
+        for spec in plan.specs():
+            console.print(f"{spec.run_id}  [dim]({', '.join(spec.sweeps)})[/]")
+        console.print(f"{len(plan.specs())} runs")
+        return
+    rows = run_study(plan, out or plan.base_config().out_dir, resume=not fresh)
+    failed = [r for r in rows if r["status"] == "failed"]
+    console.print(f"{len(rows) - len(failed)} runs done, {len(failed)} failed; results in "
+                  f"{Path(out or plan.base_config().out_dir) / plan.name}/results.csv")
+
+
+@app.command()
 def models() -> None:
     """List registered models, strategies, optimizers and objectives."""
     from dermkd.distill.losses import OBJECTIVES

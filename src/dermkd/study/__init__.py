@@ -1,0 +1,1 @@
+"""Studies: grids of runs over strategies, optimizers, teachers, objectives and seeds."""

@@ -1,0 +1,134 @@
+"""A study file, expanded into run specs.
+
+A study is one YAML file: a profile, `base` config overrides shared by every run, the
+seeds, and named `sweeps`, each a small grid over axes. The union of the sweeps'
+cartesian products, de-duplicated, is the study; unnamed axes take the base config's
+value. Example (see `dermkd/configs/study-cpu.yaml`):
+
+    name: cpu-study
+    profile: cpu
+    base: {data: {root: ../shared/data/isic9/Train}}
+    seeds: [0]
+    sweeps:
+      table4: {strategy: [standard], optimizer: [adam, sgd, adagrad, adamax, nadam, rmsprop]}
+      strategies: {strategy: [baseline, standard, reversed, defective, self, teacher-free]}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dermkd.cli.options import load_yaml
+from dermkd.config import RunConfig, apply_overrides, build_config
+from dermkd.distill.strategies import STRATEGIES
+from dermkd.errors import DermkdError
+
+# axis -> path in RunConfig
+UNUSED = "-"  # the value of an axis that a run's strategy ignores
+
+AXES: dict[str, tuple[str, str]] = {
+    "strategy": ("kd", "strategy"), "optimizer": ("optim", "name"), "teacher": ("teacher", "name"),
+    "student": ("model", "name"), "objective": ("kd", "objective"), "alpha": ("kd", "alpha"),
+    "temperature": ("kd", "temperature"), "kd_multiplier": ("kd", "kd_multiplier"), "seed": ("train", "seed"),
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study: a value on every axis."""
+
+    strategy: str
+    optimizer: str
+    teacher: str
+    student: str
+    objective: str
+    alpha: float
+    temperature: float
+    kd_multiplier: float
+    seed: int
+    sweeps: tuple[str, ...] = field(default=(), compare=False, hash=False)
+
+    @property
+    def run_id(self) -> str:
+        """A readable, unique folder name, e.g. standard-dsc-from-resnet50-adamax-ce-a0.9-T4-m2-s0."""
+        strategy = STRATEGIES.get(self.strategy)
+        kd = "" if self.strategy == "baseline" else f"-a{self.alpha:g}-T{self.temperature:g}-m{self.kd_multiplier:g}"
+        source = f"-from-{self.teacher}" if strategy.source == "teacher" else ""
+        trained = self.teacher if strategy.trains == "teacher" else self.student
+        return f"{self.strategy}-{trained}{source}-{self.optimizer}-{self.objective}{kd}-s{self.seed}"
+
+    def axes(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in AXES}
+
+
+@dataclass
+class Study:
+    name: str
+    profile: str
+    base: dict[str, Any]
+    seeds: list[int]
+    sweeps: dict[str, dict[str, list[Any]]]
+
+    def base_config(self, out_dir: str | None = None) -> RunConfig:
+        cfg = build_config(self.profile, self.base)
+        return dataclasses.replace(cfg, name=self.name, out_dir=out_dir or cfg.out_dir)
+
+    def specs(self) -> list[RunSpec]:
+        """All runs, in sweep order, without duplicates (a run in two sweeps lists both)."""
+        base = self.base_config()
+        defaults = {axis: getattr(getattr(base, sec), key) for axis, (sec, key) in AXES.items()}
+        found: dict[RunSpec, RunSpec] = {}
+        for sweep, grid in self.sweeps.items():
+            axes = {**{k: [v] for k, v in defaults.items()}, "seed": self.seeds, **grid}
+            for values in itertools.product(*(axes[a] for a in AXES)):
+                spec = _normalise(RunSpec(**dict(zip(AXES, values))))
+                prev = found.get(spec)
+                found[spec] = dataclasses.replace(spec, sweeps=(prev.sweeps if prev else ()) + (sweep,))
+        return list(found.values())
+
+    def run_config(self, spec: RunSpec, out_dir: str) -> RunConfig:
+        """The base config with the spec's axis values; validated."""
+        overrides: dict[str, Any] = {}
+        for axis, (sec, key) in AXES.items():
+            if getattr(spec, axis) != UNUSED:
+                overrides.setdefault(sec, {})[key] = getattr(spec, axis)
+        cfg = apply_overrides(self.base_config(out_dir), overrides)
+        if STRATEGIES.get(spec.strategy).trains == "teacher":  # reversed KD trains the teacher architecture
+            cfg = dataclasses.replace(cfg, model=cfg.teacher)
+        return dataclasses.replace(cfg, name=spec.run_id).validate()
+
+
+def _normalise(spec: RunSpec) -> RunSpec:
+    """Axes a strategy ignores get a placeholder, so equivalent runs are one run."""
+    if spec.strategy == "baseline":
+        return dataclasses.replace(spec, teacher=UNUSED, alpha=0.0, temperature=1.0, kd_multiplier=0.0)
+    strategy = STRATEGIES.get(spec.strategy)
+    if strategy.source != "teacher" and strategy.trains == "student":
+        return dataclasses.replace(spec, teacher=UNUSED)
+    return spec
+
+
+def load_study(path: str | Path) -> Study:
+    raw = load_yaml(Path(path))
+    unknown = set(raw) - {"name", "profile", "base", "seeds", "sweeps"}
+    if unknown:
+        raise DermkdError(f"study file {path}: unknown keys {', '.join(sorted(unknown))}")
+    sweeps = raw.get("sweeps") or {}
+    if not sweeps:
+        raise DermkdError(f"study file {path} has no sweeps")
+    for name, grid in sweeps.items():
+        bad = set(grid) - (set(AXES) - {"seed"})
+        if bad:
+            raise DermkdError(f"sweep {name!r}: unknown axes {', '.join(sorted(bad))}; known: "
+                              f"{', '.join(a for a in AXES if a != 'seed')} (seeds are set once, at the top)")
+        for axis, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise DermkdError(f"sweep {name!r}: axis {axis!r} must be a non-empty list")
+    study = Study(name=str(raw.get("name") or Path(path).stem), profile=str(raw.get("profile", "cpu")),
+                  base=raw.get("base") or {}, seeds=[int(s) for s in raw.get("seeds", [0])], sweeps=sweeps)
+    study.base_config()  # validates the base config now
+    return study

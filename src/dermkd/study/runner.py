@@ -1,0 +1,99 @@
+"""Run a study: every spec once, shared stages once, failures recorded, resumable.
+
+Layout under `OUT/<study name>/`: `split.csv` (one split for the whole study, so runs
+are paired on the same test images), `teachers/<arch>-s<seed>/` (teacher stages, trained
+on hard labels with the base optimizer, shared by every run they teach), `runs/<run id>/`
+(one run directory per spec), `results.csv` and `results.parquet` (one row per run,
+rewritten after each run). A finished run is skipped on re-run; a failed run is recorded
+with its error (and `runs/<id>/error.txt`) and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+from dermkd.config import RunConfig
+from dermkd.data.prepare import PreparedData
+from dermkd.data.splits import write_split
+from dermkd.distill.strategies import STRATEGIES
+from dermkd.errors import DermkdError
+from dermkd.io import write_text, write_yaml
+from dermkd.pipeline import load_data
+from dermkd.study.grid import RunSpec, Study
+from dermkd.study.results import flatten_metrics, write_results
+from dermkd.train.stage import StageResult, run_stage
+
+log = logging.getLogger(__name__)
+
+
+class StudyRunner:
+    def __init__(self, study: Study, out_dir: str | Path, resume: bool = True) -> None:
+        self.study, self.resume = study, resume
+        self.root = Path(out_dir) / study.name
+        self.base = study.base_config(str(self.root))
+        self._done: dict[str, StageResult] = {}  # stage dir -> result, so shared stages run once
+        self.data: PreparedData | None = None
+
+    def run(self) -> list[dict[str, Any]]:
+        specs = self.study.specs()
+        log.info("study %s: %d runs", self.study.name, len(specs))
+        self.data = load_data(self.base)
+        write_split(self.root / "split.csv", self.data.rows)
+        write_yaml(self.root / "study.yaml", dataclasses.asdict(self.study))
+        rows: list[dict[str, Any]] = []
+        for i, spec in enumerate(specs, 1):
+            log.info("[%d/%d] %s", i, len(specs), spec.run_id)
+            rows.append(self.run_one(spec))
+            write_results(self.root, rows)
+        return rows
+
+    def run_one(self, spec: RunSpec) -> dict[str, Any]:
+        row: dict[str, Any] = {"run": spec.run_id, **spec.axes(), "sweeps": ",".join(spec.sweeps)}
+        try:
+            source = self._source(spec)
+            result = self._stage(self.study.run_config(spec, str(self.root / "runs")), self.root / "runs" / spec.run_id,
+                                 source)
+            row.update(status="done", error="", **flatten_metrics(result.metrics))
+        except Exception as exc:  # record and go on: one bad run must not stop a two-hour grid
+            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            log.error("run %s failed: %s", spec.run_id, message)
+            write_text(self.root / "runs" / spec.run_id / "error.txt", traceback.format_exc())
+            row.update(status="failed", error=message)
+        return row
+
+    def _source(self, spec: RunSpec) -> Path | None:
+        """The finished run that teaches `spec`, trained first if need be."""
+        source = STRATEGIES.get(spec.strategy).source
+        if source == "teacher":
+            return self._teacher(spec.teacher, spec.seed)
+        if source == "student":  # the baseline student with the same optimizer/objective/seed
+            baseline = dataclasses.replace(spec, strategy="baseline", teacher="-", alpha=0.0, temperature=1.0,
+                                           kd_multiplier=0.0)
+            cfg = self.study.run_config(baseline, str(self.root / "runs"))
+            return self._stage(cfg, self.root / "runs" / baseline.run_id, None).run_dir
+        return None
+
+    def _teacher(self, arch: str, seed: int) -> Path:
+        cfg = self.base
+        cfg = dataclasses.replace(
+            cfg, name=f"{arch}-s{seed}", model=dataclasses.replace(cfg.teacher, name=arch),
+            kd=dataclasses.replace(cfg.kd, strategy="baseline", objective="ce"),
+            train=dataclasses.replace(cfg.train, seed=seed),
+        ).validate()
+        return self._stage(cfg, self.root / "teachers" / cfg.name, None).run_dir
+
+    def _stage(self, cfg: RunConfig, run_dir: Path, source: Path | None) -> StageResult:
+        key = str(run_dir)
+        if key not in self._done:
+            self._done[key] = run_stage(cfg, self.data, run_dir, teacher_source=source, resume=self.resume)
+        return self._done[key]
+
+
+def run_study(study: Study, out_dir: str | Path, resume: bool = True) -> list[dict[str, Any]]:
+    if not study.specs():
+        raise DermkdError("the study has no runs")
+    return StudyRunner(study, out_dir, resume).run()

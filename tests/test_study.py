@@ -1,0 +1,140 @@
+"""Studies: grid expansion, and every strategy / optimizer / objective / teacher end to end."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from dermkd.distill.strategies import STRATEGIES
+from dermkd.errors import DermkdError
+from dermkd.study.grid import load_study
+from dermkd.study.runner import run_study
+from dermkd.train.optimizers import OPTIMIZERS
+
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "dermkd" / "configs"
+FAST_TEACHERS = ["resnet50", "resnet18", "densenet121", "efficientnet_b0", "mobilenetv3_large_100"]
+
+
+def write_study(tmp_path: Path, sweeps: dict, **base) -> Path:
+    train = {"epochs": 2, "limit_train_batches": 2, **base.pop("train", {})}
+    study = {"name": "s", "profile": "tiny", "seeds": [0],
+             "base": {"train": train, "kd": {"teacher_epoch": 1}, **base}, "sweeps": sweeps}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def test_shipped_study_configs_expand():
+    cpu = load_study(CONFIGS / "study-cpu.yaml")
+    paper = load_study(CONFIGS / "study-paper.yaml")
+    assert len(cpu.specs()) == 17 and cpu.profile == "cpu"
+    assert len(paper.specs()) == 3 * 19 and paper.profile == "paper"
+    assert {s.strategy for s in paper.specs()} == set(STRATEGIES.names())
+    assert {s.optimizer for s in paper.specs()} == set(OPTIMIZERS.names())
+    assert {s.teacher for s in paper.specs()} >= {"resnet50", "vgg16_bn", "densenet121"}
+    assert {s.objective for s in paper.specs()} == {"ce", "svm"}
+
+
+def test_grid_dedupes_and_normalises(tmp_path):
+    study = load_study(write_study(tmp_path, {
+        "a": {"strategy": ["baseline", "standard"], "teacher": ["resnet18", "resnet50"]},
+        "b": {"strategy": ["standard"], "teacher": ["resnet18"]},
+    }))
+    ids = [s.run_id for s in study.specs()]
+    # baseline ignores the teacher axis: one baseline run, not two
+    assert ids == ["baseline-dsc-adamax-ce-s0", "standard-dsc-from-resnet18-adamax-ce-a0.9-T4-m2-s0",
+                   "standard-dsc-from-resnet50-adamax-ce-a0.9-T4-m2-s0"]
+    assert study.specs()[1].sweeps == ("a", "b")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"a": {"colour": ["red"]}}, "unknown axes colour"),
+    ({"a": {"seed": [1]}}, "unknown axes seed"),
+    ({"a": {"strategy": []}}, "non-empty list"),
+    ({}, "no sweeps"),
+])
+def test_bad_study_files(tmp_path, bad, message):
+    with pytest.raises(DermkdError, match=message):
+        load_study(write_study(tmp_path, bad))
+
+
+def test_unknown_names_fail_when_loading(tmp_path):
+    study = load_study(write_study(tmp_path, {"a": {"optimizer": ["adamw"]}}))
+    with pytest.raises(DermkdError, match="unknown optimizer 'adamw'"):
+        study.run_config(study.specs()[0], str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    path = write_study(tmp, {
+        "strategies": {"strategy": STRATEGIES.names()},
+        "optimizers": {"strategy": ["baseline"], "optimizer": OPTIMIZERS.names()},
+        "objectives": {"strategy": ["baseline", "standard", "teacher-free"], "objective": ["svm"]},
+        "teachers": {"strategy": ["standard"], "teacher": FAST_TEACHERS},
+    }, teacher={"name": "resnet18"})
+    study = load_study(path)
+    return study, run_study(study, tmp), tmp / "s"
+
+
+def test_every_strategy_optimizer_objective_teacher_runs(tiny_study):
+    study, rows, root = tiny_study
+    assert [r["status"] for r in rows] == ["done"] * len(study.specs()), [r["error"] for r in rows]
+    assert {r["strategy"] for r in rows} == set(STRATEGIES.names())
+    assert {r["optimizer"] for r in rows} == set(OPTIMIZERS.names())
+    assert {r["objective"] for r in rows} == {"ce", "svm"}
+    assert {r["teacher"] for r in rows if r["strategy"] == "standard"} == set(FAST_TEACHERS)
+    reversed_row = next(r for r in rows if r["strategy"] == "reversed")
+    assert reversed_row["model"] == "resnet18"  # the teacher architecture is the one trained
+    # each teacher architecture was trained once, however many runs it taught
+    assert sorted(p.name for p in (root / "teachers").iterdir()) == sorted(f"{t}-s0" for t in FAST_TEACHERS)
+
+
+def test_results_table_csv_and_parquet(tiny_study):
+    study, rows, root = tiny_study
+    with (root / "results.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["run"] for r in table] == [s.run_id for s in study.specs()]
+    pq_rows = pq.read_table(root / "results.parquet").to_pylist()
+    assert [r["run"] for r in pq_rows] == [r["run"] for r in table]
+    assert all(0.0 <= r["top1_accuracy"] <= 1.0 and r["params"] > 0 for r in pq_rows)
+    assert {"macro_sensitivity", "macro_npv", "balanced_accuracy", "wall_seconds"} <= set(pq_rows[0])
+
+
+def test_defective_and_self_learn_from_the_right_checkpoints(tiny_study):
+    study, rows, root = tiny_study
+    from dermkd.io import read_json
+
+    defective = next(r["run"] for r in rows if r["strategy"] == "defective")
+    rec = read_json(root / "runs" / defective / "env.json")["teacher"]
+    assert rec["checkpoint"].endswith("teachers/resnet18-s0/checkpoints/epoch-1.ckpt")
+    self_run = next(r["run"] for r in rows if r["strategy"] == "self")
+    rec = read_json(root / "runs" / self_run / "env.json")["teacher"]
+    assert "/runs/baseline-dsc-adamax-ce-s0/" in rec["checkpoint"] and rec["model"] == "dsc"
+    tf = next(r["run"] for r in rows if r["strategy"] == "teacher-free" and r["objective"] == "ce")
+    assert read_json(root / "runs" / tf / "env.json")["teacher"] == {"model": "virtual", "p_correct": 0.9}
+
+
+def test_rerun_skips_finished_runs_and_records_failures(tiny_study, tmp_path):
+    study, rows, root = tiny_study
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("best.ckpt")}
+    again = run_study(study, root.parent)
+    assert [r["top1_accuracy"] for r in again] == [r["top1_accuracy"] for r in rows]
+    assert before == {p: p.stat().st_mtime_ns for p in root.rglob("best.ckpt")}
+    # a run that cannot work (no checkpoint after epoch 5 of 2) is recorded, the grid goes on
+    bad = load_study(write_study(tmp_path, {"a": {"strategy": ["defective", "baseline"]}},
+                                 kd={"teacher_epoch": 5}))
+    out = run_study(bad, tmp_path)
+    assert [r["status"] for r in out] == ["failed", "done"]
+    assert "no checkpoint after epoch 5" in out[0]["error"]
+    assert (tmp_path / "s" / "runs" / out[0]["run"] / "error.txt").is_file()
+
+
+@pytest.mark.slow
+def test_vgg16_bn_teacher_runs(tmp_path):
+    study = load_study(write_study(tmp_path, {"t": {"strategy": ["standard"], "teacher": ["vgg16_bn"]}}))
+    assert [r["status"] for r in run_study(study, tmp_path)] == ["done"]
