@@ -17,7 +17,7 @@ from dermkd.config import RunConfig
 from dermkd.data.prepare import PreparedData, prepare_data, resolve_root
 from dermkd.data.splits import write_split
 from dermkd.distill.strategies import STRATEGIES
-from dermkd.report.table import comparison_rows, print_table, write_tables
+from dermkd.report.comparison import comparison_rows, print_table, write_tables
 from dermkd.train.stage import StageResult, run_stage
 
 log = logging.getLogger(__name__)

@@ -50,7 +50,7 @@ def train(
     Example: dermkd train --data ../shared/data/isic9/Train --model dsc --profile cpu --name dsc-baseline
     """
     from dermkd.pipeline import load_data
-    from dermkd.report.table import comparison_rows, print_table
+    from dermkd.report.comparison import comparison_rows, print_table
     from dermkd.train.stage import run_stage
 
     cfg = o.build_run_config(profile, config, {**locals(), "strategy": "baseline"})
@@ -78,7 +78,7 @@ def distill(
     Example: dermkd distill --teacher runs/resnet50-teacher --student dsc --alpha 0.9 --temperature 4
     """
     from dermkd.pipeline import load_data
-    from dermkd.report.table import comparison_rows, print_table
+    from dermkd.report.comparison import comparison_rows, print_table
     from dermkd.train.checkpoints import resolve_checkpoint
     from dermkd.train.stage import run_stage
 
@@ -119,7 +119,7 @@ def evaluate(
     from dermkd.data.prepare import prepare_data
     from dermkd.evaluate.evaluate import evaluate_model
     from dermkd.io import write_json
-    from dermkd.report.table import comparison_rows, print_table
+    from dermkd.report.comparison import comparison_rows, print_table
     from dermkd.train.checkpoints import load_model
 
     if split not in ("train", "val", "test"):
@@ -201,6 +201,21 @@ def study(
     failed = [r for r in rows if r["status"] == "failed"]
     console.print(f"{len(rows) - len(failed)} runs done, {len(failed)} failed; results in "
                   f"{Path(out or plan.base_config().out_dir) / plan.name}/results.csv")
+
+
+@app.command()
+def report(
+    study_dir: Annotated[Path, typer.Argument(help="A finished (or partly finished) study directory.")],
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: STUDY_DIR/report).")] = None,
+) -> None:
+    """Write the study report: Table 4 replica, strategy and teacher tables, figures, tests.
+
+    Example: dermkd report runs/cpu-study
+    """
+    from dermkd.report.study_report import write_report
+
+    html = write_report(study_dir, out)
+    console.print(f"report: {html} (and report.md, figures beside it)")
 
 
 @app.command()

@@ -1,0 +1,85 @@
+"""Report figures: training curves, confusion matrices, per-class bars.
+
+Figures are built with matplotlib's object API (`matplotlib.figure.Figure`), not pyplot:
+no GUI backend, no global figure registry to leak from, and `savefig` renders PNG with
+Agg whatever backend the caller's process has chosen. Every figure is saved as PNG
+(embedded in the HTML) and SVG (for papers and slides).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import MaxNLocator
+
+from dermkd.evaluate.metrics import compute_metrics
+from dermkd.io import atomic_open
+from dermkd.report.document import Figure
+from dermkd.report.loading import Predictions
+
+
+def _save(fig: MplFigure, stem: Path, caption: str) -> Figure:
+    """Write stem.png and stem.svg atomically."""
+    paths = {}
+    for fmt in ("png", "svg"):
+        paths[fmt] = stem.parent / f"{stem.name}.{fmt}"  # not with_suffix: run ids hold dots (a0.9)
+        with atomic_open(paths[fmt], "wb") as fh:
+            fig.savefig(fh, format=fmt, dpi=110, bbox_inches="tight")
+    return Figure(caption=caption, png=paths["png"], svg=paths["svg"])
+
+
+def training_curves(history: dict[str, np.ndarray], name: str, stem: Path) -> Figure:
+    """The paper's Figures 4-8: (a) loss and (b) accuracy, train and validation, per epoch."""
+    epochs = history["epoch"] + 1
+    fig = MplFigure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
+    for ax, kind, label in ((axes[0], "loss", "(a) Model loss"), (axes[1], "acc", "(b) Model accuracy")):
+        ax.plot(epochs, history[f"train_{kind}"], marker="o", label="train")
+        ax.plot(epochs, history[f"val_{kind}"], marker="o", label="validation")
+        ax.set(title=f"{label} ({name})", xlabel="epoch", ylabel="accuracy" if kind == "acc" else "loss")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Model loss/accuracy ({name})")
+    return _save(fig, stem, f"Model loss/accuracy ({name}): train and validation per epoch.")
+
+
+def confusion(pred: Predictions, name: str, stem: Path) -> Figure:
+    """Row-normalised confusion matrix: row k shows where images of class k went."""
+    cm = np.array(compute_metrics(pred.labels, pred.preds, pred.codes)["confusion_matrix"], dtype=float)
+    support = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, support, out=np.zeros_like(cm), where=support > 0)
+    k = len(pred.codes)
+    fig = MplFigure(figsize=(0.55 * k + 2, 0.55 * k + 1.5))
+    ax = fig.subplots()
+    image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set(xticks=range(k), yticks=range(k), xticklabels=pred.codes, yticklabels=pred.codes,
+           xlabel="predicted", ylabel="true", title=f"Confusion matrix ({name})")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return _save(fig, stem, f"Confusion matrix of {name}, rows normalised to 1 (n = {len(pred.labels)}).")
+
+
+def per_class_bars(preds: dict[str, Predictions], stem: Path) -> Figure:
+    """Per-class sensitivity and precision, one bar per run in each class group."""
+    codes = next(iter(preds.values())).codes
+    fig = MplFigure(figsize=(max(8.0, 1.1 * len(codes)), 6.5))
+    axes = fig.subplots(2, 1, sharex=True)
+    width = 0.8 / len(preds)
+    x = np.arange(len(codes))
+    for i, (name, pred) in enumerate(preds.items()):
+        per_class = compute_metrics(pred.labels, pred.preds, pred.codes)["per_class"]
+        for ax, measure in zip(axes, ("sensitivity", "precision")):
+            ax.bar(x + (i - (len(preds) - 1) / 2) * width, [per_class[c][measure] for c in codes], width,
+                   label=name)
+    for ax, measure in zip(axes, ("Sensitivity", "Precision")):
+        ax.set(ylabel=measure, ylim=(0, 1.05))
+        ax.grid(axis="y", alpha=0.3)
+    axes[1].set_xticks(x, codes)
+    axes[0].legend(ncol=min(len(preds), 6), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.25))
+    return _save(fig, stem, "Per-class sensitivity (top) and precision (bottom), one-vs-rest, per run.")
