@@ -215,6 +215,12 @@ def test_unpredicted_and_absent_classes_give_zero_without_warnings():
     assert absent["sensitivity"] == 0.0 and absent["fnr"] == 0.0
     assert absent["precision"] == 0.0 and absent["mcc"] == 0.0 and absent["support"] == 0
     assert all(np.isfinite(m["macro"][k]) for k in MEASURES)
+    # macro runs over the classes present in y_true (a, b, c), like balanced accuracy
+    assert m["absent_classes"] == ["d"]
+    sk_p, sk_r, _, _ = skm.precision_recall_fscore_support(y, pred, labels=[0, 1, 2], average="macro",
+                                                           zero_division=0)
+    assert m["macro"]["precision"] == pytest.approx(sk_p, abs=TOL)
+    assert m["macro"]["sensitivity"] == pytest.approx(sk_r, abs=TOL) == m["balanced_accuracy"]
     p, r, f, _ = skm.precision_recall_fscore_support(y, pred, labels=[0, 1, 2, 3], average=None, zero_division=0)
     assert _per_class(m, "precision") == pytest.approx(p, abs=TOL)
     assert _per_class(m, "sensitivity") == pytest.approx(r, abs=TOL)

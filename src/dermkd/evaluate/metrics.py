@@ -131,7 +131,9 @@ def compute_metrics(y_true, y_pred, class_names: list[str], probs: np.ndarray | 
 
     "micro" sums TP/FP/FN/TN over classes before dividing; for single-label multiclass
     data every error is one FP and one FN, so micro sensitivity, precision and F1 all
-    equal top-1 accuracy. "macro" averages the per-class OvR values, like the paper.
+    equal top-1 accuracy. "macro" averages the per-class OvR values, like the paper, over
+    the classes present in `y_true` (as balanced accuracy does): a class with no test
+    image has no sensitivity to average. Those classes are listed in "absent_classes".
     """
     class_names = list(class_names)
     if len(set(class_names)) != len(class_names):
@@ -141,14 +143,14 @@ def compute_metrics(y_true, y_pred, class_names: list[str], probs: np.ndarray | 
     per_class = measures_from_counts(**counts)
     micro = measures_from_counts(**{k: v.sum() for k, v in counts.items()})
     support = cm.sum(axis=1)
-    recall_present = per_class["sensitivity"][support > 0]
     n = int(cm.sum())
     out = {
         "n": n,
         "top1_accuracy": float(np.trace(cm) / n),
-        "balanced_accuracy": float(recall_present.mean()),
+        "balanced_accuracy": float(per_class["sensitivity"][support > 0].mean()),
         "mcc_multiclass": _mcc_multiclass(cm),
-        "macro": {m: float(per_class[m].mean()) for m in MEASURES},
+        "macro": {m: float(per_class[m][support > 0].mean()) for m in MEASURES},
+        "absent_classes": [name for name, k in zip(class_names, support) if k == 0],
         "micro": _floats(micro),
         "per_class": {
             name: {**_floats(per_class, k), "support": int(support[k])}

@@ -45,7 +45,7 @@ def _boot_statistics(cms: np.ndarray) -> dict[str, np.ndarray]:
     n = t_sum.sum(axis=1)
     fp, fn = p_sum - tp, t_sum - tp
     per_class = measures_from_counts(tp, fp, fn, n[:, None] - tp - fp - fn)
-    present = t_sum > 0  # balanced accuracy: only classes present in this resample
+    present = t_sum > 0  # classes present in this resample
     trace = tp.sum(axis=1)
     cov_tp = trace * n - (t_sum * p_sum).sum(axis=1)  # Gorodkin's R_K, as in metrics.py
     cov_pp = n * n - (p_sum * p_sum).sum(axis=1)
@@ -55,7 +55,8 @@ def _boot_statistics(cms: np.ndarray) -> dict[str, np.ndarray]:
         "balanced_accuracy": (per_class["sensitivity"] * present).sum(axis=1) / present.sum(axis=1),
         "mcc_multiclass": _ratio(cov_tp, np.sqrt(cov_tt * cov_pp)),
     }
-    out.update({f"macro_{m}": per_class[m].mean(axis=1) for m in MEASURES})
+    # macro averages, like metrics.compute_metrics, run over the classes present in y_true
+    out.update({f"macro_{m}": (per_class[m] * present).sum(axis=1) / present.sum(axis=1) for m in MEASURES})
     return out
 
 
