@@ -8,7 +8,6 @@ STAMP   := $(VENV)/.dermkd-installed
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	# torch/torchvision are pinned (the only releases this workplace serves); see README.
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev]'

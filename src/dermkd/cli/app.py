@@ -109,6 +109,7 @@ def evaluate(
     data: o.Data = None, split: Annotated[str, typer.Option(help="Split to score: test | val | train.")] = "test",
     split_file: o.SplitFile = None,
     output: Annotated[Optional[Path], typer.Option(help="Write the metrics JSON here.")] = None,
+    predictions: Annotated[Optional[Path], typer.Option(help="Write per-image predictions (CSV) here.")] = None,
 ) -> None:
     """Score a trained model with all measures (default: the run's own test split).
 
@@ -135,7 +136,8 @@ def evaluate(
     cfg = o.build_run_config("paper", None, args)
     whole = args["split_file"] is None
     prepared = prepare_data(cfg.data, Path(cfg.data.root), cfg.train.seed, all_test=whole)
-    metrics = evaluate_model(model, prepared, "test" if whole else split, classes=spec["classes"])
+    metrics = evaluate_model(model, prepared, "test" if whole else split, classes=spec["classes"],
+                             predictions=predictions)
     metrics["model"] = spec
     if output:
         write_json(output, metrics)
