@@ -31,12 +31,16 @@ def _save(fig: MplFigure, stem: Path, caption: str) -> Figure:
 
 
 def training_curves(history: dict[str, np.ndarray], name: str, stem: Path) -> Figure:
-    """The paper's Figures 4-8: (a) loss and (b) accuracy, train and validation, per epoch."""
+    """The paper's Figures 4-8: (a) loss and (b) accuracy, train and validation, per epoch.
+
+    The loss panel shows the hard-label loss on both sides (the value validation also
+    measures), not the KD objective, whose soft term has another scale.
+    """
     epochs = history["epoch"] + 1
     fig = MplFigure(figsize=(10, 3.8))
     axes = fig.subplots(1, 2)
     for ax, kind, label in ((axes[0], "loss", "(a) Model loss"), (axes[1], "acc", "(b) Model accuracy")):
-        ax.plot(epochs, history[f"train_{kind}"], marker="o", label="train")
+        ax.plot(epochs, history["train_hard_loss" if kind == "loss" else "train_acc"], marker="o", label="train")
         ax.plot(epochs, history[f"val_{kind}"], marker="o", label="validation")
         ax.set(title=f"{label} ({name})", xlabel="epoch", ylabel="accuracy" if kind == "acc" else "loss")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -16,7 +16,7 @@ from dermkd.report.loading import RunRecord, StudyData
 from dermkd.report.paper_values import PAPER_COLUMNS, PAPER_OPTIMIZER_NAMES, PAPER_TABLE4
 from dermkd.report.tables import Label, baseline_columns, mcnemar_cells, metric_table, run_label
 
-CURVE_COLUMNS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc")
+CURVE_COLUMNS = ("epoch", "train_hard_loss", "val_loss", "train_acc", "val_acc")
 NAMED_SWEEPS = ("table4", "strategies", "teachers")  # sweeps with a section of their own
 
 
