@@ -117,3 +117,14 @@ def test_student_learns_the_embedded_data(tmp_path):
     m = run_stage(cfg, load_data(cfg), tmp_path / "learn").metrics
     assert m["top1_accuracy"] > 0.4, m["top1_accuracy"]
     assert m["balanced_accuracy"] > 0.4
+
+
+def test_fresh_run_discards_the_earlier_attempt(tmp_path):
+    cfg = build_config("tiny", {"out_dir": str(tmp_path), "name": "f", "kd": {"strategy": "baseline"}})
+    data = load_data(cfg)
+    run_stage(cfg, data, tmp_path / "f")
+    stale = tmp_path / "f" / "checkpoints" / "stale.ckpt"
+    stale.write_bytes(b"old")
+    result = run_stage(cfg, data, tmp_path / "f", resume=False)
+    assert not result.reused and not stale.exists()
+    assert len((tmp_path / "f" / "history.csv").read_text().splitlines()) == 2  # header + 1 epoch

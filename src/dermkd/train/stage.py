@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -83,6 +84,10 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teache
     if teacher_record is not None and teacher_record.get("classes", data.classes) != data.classes:
         raise DermkdError(f"teacher classes {teacher_record['classes']} differ from the data's {data.classes}")
 
+    if not resume:  # --fresh: nothing of an earlier attempt may leak into this one
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        for name in ("metrics.json", "history.csv", "predictions.csv"):
+            (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data.root)))  # fully resolved
     write_yaml(run_dir / "config.yaml", cfg.to_dict())
@@ -115,7 +120,8 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teache
         max_epochs=cfg.train.epochs, accelerator=cfg.train.accelerator, devices=1, callbacks=callbacks,
         logger=CSVLogger(run_dir, name="logs", version=""), plugins=[AtomicCheckpointIO()],
         enable_progress_bar=cfg.train.progress, enable_model_summary=False, num_sanity_val_steps=0,
-        limit_train_batches=cfg.train.limit_train_batches, log_every_n_steps=1, deterministic=False,
+        limit_train_batches=cfg.train.limit_train_batches, log_every_n_steps=1,
+        deterministic="warn",  # deterministic kernels where they exist, a warning where not
     )
     last = ckpt_dir / "last.ckpt"
     trainer.fit(lit, datamodule=dm, ckpt_path=str(last) if resume and last.is_file() else None)
