@@ -348,3 +348,13 @@ def test_small_timm_models_forward(name):
     assert model.frozen  # the stage list exists for both
     assert any(p.requires_grad for p in model.parameters())
     assert not all(p.requires_grad for p in model.parameters())
+
+
+def test_dsc_gap_replaces_the_flatten_with_global_pooling():
+    # convs 37,888 + BN2d 64 + dense 32->2048 (67,584) + 2048->1024 (2,098,176) + BN1d 2,048
+    # + 1024->1024 (1,049,600) + 1024->9 (9,225) = 3,264,585 at every input size
+    for size in (32, 112, 224):
+        m = create_model("dsc_gap", 9, image_size=size)
+        assert sum(p.numel() for p in m.parameters()) == 3_264_585
+        assert m(torch.rand(2, 3, size, size)).shape == (2, 9)
+    assert m.net.head[0].in_features == 32

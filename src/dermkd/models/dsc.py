@@ -23,6 +23,8 @@ them in the first dense layer.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import nn
 
 from dermkd.errors import DermkdError
@@ -37,7 +39,12 @@ def conv2x2_same(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class DSC(nn.Module):
-    def __init__(self, num_classes: int = 9, image_size: int = 224, dropout: float = 0.4) -> None:
+    """`pool="flatten"` is the paper's; `pool="gap"` (registered as dsc_gap) replaces the
+    32*(S/8)^2-wide flatten with global average pooling, so the first dense layer has 32
+    inputs instead of 25088 and the model has about 3.2M parameters at any input size."""
+
+    def __init__(self, num_classes: int = 9, image_size: int = 224, dropout: float = 0.4,
+                 pool: Literal["flatten", "gap"] = "flatten") -> None:
         super().__init__()
         if image_size < 8 or image_size % 8:
             raise DermkdError(f"dsc needs an input size that is a positive multiple of 8, got {image_size}")
@@ -52,9 +59,10 @@ class DSC(nn.Module):
             conv2x2_same(32, 32),
             conv2x2_same(32, 32),
             nn.MaxPool2d(2),
+            *([nn.AdaptiveAvgPool2d(1)] if pool == "gap" else []),
             nn.Flatten(),
         )
-        flat = 32 * (image_size // 8) ** 2
+        flat = 32 if pool == "gap" else 32 * (image_size // 8) ** 2
         self.head = nn.Sequential(
             nn.Linear(flat, 2048),
             nn.ReLU(inplace=True),

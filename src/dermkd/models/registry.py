@@ -33,6 +33,8 @@ class ModelEntry:
 MODELS: Registry[ModelEntry] = Registry("model")
 
 MODELS.register("dsc")(ModelEntry(build=lambda c, s: DSC(num_classes=c, image_size=s), classifier="head.8"))
+MODELS.register("dsc_gap")(ModelEntry(build=lambda c, s: DSC(num_classes=c, image_size=s, pool="gap"),
+                                      classifier="head.8"))
 
 
 def _timm_entry(timm_name: str) -> ModelEntry:
@@ -41,7 +43,8 @@ def _timm_entry(timm_name: str) -> ModelEntry:
 
 
 # Teachers (and compact students) from timm; all take the same input size.
-for _name in ("resnet50", "resnet18", "densenet121", "efficientnet_b0", "mobilenetv3_large_100", "vgg16_bn"):
+for _name in ("resnet50", "resnet18", "densenet121", "efficientnet_b0", "mobilenetv3_large_100", "vgg16_bn",
+              "mobilenetv3_small_100"):
     MODELS.register(_name)(_timm_entry(_name))
 
 
