@@ -220,6 +220,27 @@ def report(
     console.print(f"report: {html} (and report.md, figures beside it)")
 
 
+data_app = typer.Typer(help="Data tools: write the embedded data set, audit a data set.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Argument(help="Folder to write <class>/synth_NNNN.png into.")],
+    per_class: Annotated[int, typer.Option(help="Images per class.")] = 80,
+    size: Annotated[int, typer.Option(help="Image size in px.")] = 64,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+) -> None:
+    """Write the embedded synthetic data set as class folders (what `make demo` trains on).
+
+    Example: dermkd data synth /tmp/synthetic --per-class 80 --size 112
+    """
+    from dermkd.data.synthetic import generate_dataset
+
+    root = generate_dataset(out, per_class, size, seed)
+    console.print(f"{9 * per_class} images in 9 class folders under {root}")
+
+
 @app.command()
 def models() -> None:
     """List registered models, strategies, optimizers and objectives."""
