@@ -7,7 +7,6 @@ import csv
 import hashlib
 import logging
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import pytest
 import torch
