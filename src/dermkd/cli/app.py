@@ -241,6 +241,31 @@ def data_synth(
     console.print(f"{9 * per_class} images in 9 class folders under {root}")
 
 
+@data_app.command("audit")
+def data_audit(
+    roots: Annotated[list[Path], typer.Argument(help="Class-folder roots; several roots are checked for leakage.")],
+    split_file: o.SplitFile = None,
+    threshold: Annotated[Optional[int], typer.Option(help="Near-duplicate Hamming threshold (of 64 bits).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for audit.json and audit.html.")] = Path("audit"),
+    workers: Annotated[int, typer.Option(help="Hashing threads.")] = 4,
+    allow_new_classes: o.AllowNew = None,
+) -> None:
+    """Audit a data set: counts, sizes, unreadable files, exact and near duplicates,
+    label conflicts, leakage across roots or splits, class imbalance.
+
+    Example: dermkd data audit ../shared/data/isic9/Train --out runs/audit-isic9
+    """
+    from dermkd.data.audit import AuditConfig, audit, print_summary, write_audit
+
+    cfg = AuditConfig(workers=workers, allow_new_classes=bool(allow_new_classes))
+    if threshold is not None:
+        cfg = dataclasses.replace(cfg, threshold=threshold)
+    result = audit(roots, split_file, cfg)
+    print_summary(result, console)
+    json_path, html_path = write_audit(result, out)
+    console.print(f"wrote {json_path} and {html_path}")
+
+
 @app.command()
 def models() -> None:
     """List registered models, strategies, optimizers and objectives."""
