@@ -35,3 +35,12 @@ def build_tree(root: Path, per_class: dict[str, int], start_seed: int = 0) -> Pa
 def tiny_tree(tmp_path: Path) -> Path:
     """Three known classes with 6 distinct PNGs each (enough for every split)."""
     return build_tree(tmp_path / "data", {"nevus": 6, "melanoma": 6, "Basal_Cell carcinoma": 6})
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _audit_cache_in_tmp(tmp_path_factory):
+    """Keep the audit's hash cache (used by splits) out of the user's home during tests."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DERMKD_CACHE_DIR", str(tmp_path_factory.mktemp("dermkd-cache")))
+    yield
+    mp.undo()

@@ -93,7 +93,7 @@ def test_unknown_profile():
     ({"data": {"val_fraction": 0}}, "val_fraction must be in (0, 1)"),
     ({"model": {"trainable_stages": -1}}, "trainable_stages must be 'all' or an integer >= 0"),
     ({"teacher": {"trainable_stages": "some"}}, "trainable_stages must be 'all' or an integer >= 0"),
-    ({"data": {"conflict_policy": "x"}}, "conflict_policy must be 'drop' or 'keep-first'"),
+    ({"data": {"conflict_policy": "x"}}, "conflict_policy must be drop, keep-first or keep-majority"),
     ({"data": {"val_fraction": 0.5, "test_fraction": 0.5}}, "val_fraction + test_fraction must be < 1"),
     ({"kd": {"temperature": 0}}, "temperature must be > 0"),
     ({"train": {"epochs": 0}}, "epochs must be >= 1"),

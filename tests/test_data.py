@@ -451,3 +451,44 @@ def test_isic9_known_defects_are_handled():
     _assert_no_hash_crosses_splits(keep.rows, paths, hashes)
     kept_hashes = Counter(hashes[paths.index(r.path)] for r in keep.rows)
     assert all(kept_hashes[h] >= 1 for h, v in by_hash.items() if len(v) > 1)
+
+
+# --------------------------------------------------------------------------- near duplicates and policies
+def test_keep_majority_keeps_the_majority_label_and_drops_ties():
+    paths = ["a/1.png", "a/2.png", "b/3.png", "a/4.png", "b/5.png", "c/6.png"]
+    labels = ["nevus", "nevus", "melanoma", "nevus", "melanoma", "melanoma"]
+    keys = ["g1", "g1", "g1", "g2", "g2", "g3"]  # g1: 2 nevus vs 1 melanoma; g2: a tie
+    rep = stratified_group_split(paths, labels, keys, val_fraction=0.2, test_fraction=0.2, seed=0,
+                                 policy="keep-majority")
+    assert sorted(rep.dropped) == ["a/4.png", "b/3.png", "b/5.png"]
+    assert sorted(r.path for r in rep.rows) == ["a/1.png", "a/2.png", "c/6.png"]
+    assert rep.conflict_groups == 2
+
+
+def test_near_duplicates_share_a_split_and_conflicting_ones_are_dropped(tmp_path):
+    from PIL import Image
+
+    from dermkd.data.synthetic import render_lesion
+
+    root = tmp_path / "data"
+    for c, cls in enumerate(["melanoma", "nevus", "basal cell carcinoma"]):
+        for i in range(8):
+            write = root / cls / f"{cls[:3]}_{i}.png"
+            write.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(render_lesion(c + 3 * (c == 2), i, 96)).save(write)
+    original = Image.open(root / "melanoma" / "mel_0.png")
+    # a resized, flipped, re-encoded copy in the same class, and one under another label
+    original.resize((70, 70)).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / "melanoma" / "mel_copy.jpg",
+                                                                               quality=70)
+    original.transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(root / "nevus" / "nev_conflict.png")
+    Image.open(root / "nevus" / "nev_1.png").resize((80, 80)).save(root / "nevus" / "nev_1_small.png")
+    data = prepare_data(DataConfig(image_size=32), root, seed=0)
+    split_of = {r.path: r.split for r in data.rows}
+    assert split_of["nevus/nev_1_small.png"] == split_of["nevus/nev_1.png"]  # a same-label copy: one split
+    assert "melanoma/mel_copy.jpg" not in split_of  # the group has a nevus copy too: a conflict, dropped
+    assert "nevus/nev_conflict.png" not in split_of and "melanoma/mel_0.png" not in split_of
+    assert data.split_report["conflict_groups"] == 1
+    assert data.split_report["grouping"] == "near duplicates <= 4"
+    # without near-duplicate grouping, the copies are different files and all stay
+    exact = prepare_data(DataConfig(image_size=32, near_duplicates=False), root, seed=0)
+    assert {"melanoma/mel_copy.jpg", "nevus/nev_conflict.png"} <= {r.path for r in exact.rows}

@@ -128,3 +128,16 @@ def test_fresh_run_discards_the_earlier_attempt(tmp_path):
     result = run_stage(cfg, data, tmp_path / "f", resume=False)
     assert not result.reused and not stale.exists()
     assert len((tmp_path / "f" / "history.csv").read_text().splitlines()) == 2  # header + 1 epoch
+
+
+def test_a_resumed_job_keeps_its_first_split(tmp_path):
+    from dermkd.pipeline import pin_split
+
+    cfg = build_config("tiny")
+    csv_path = tmp_path / "split.csv"
+    assert pin_split(cfg, csv_path, resume=True).data.split_file is None  # nothing to keep yet
+    csv_path.write_text("path,label,split\n")
+    assert pin_split(cfg, csv_path, resume=True).data.split_file == str(csv_path)
+    assert pin_split(cfg, csv_path, resume=False).data.split_file is None  # --fresh: a new split
+    explicit = build_config("tiny", {"data": {"split_file": "mine.csv"}})
+    assert pin_split(explicit, csv_path, resume=True).data.split_file == "mine.csv"

@@ -22,7 +22,9 @@ class DataConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     split_file: str | None = None  # reuse a saved split (CSV path,label,split)
-    conflict_policy: Literal["drop", "keep-first"] = "drop"  # same bytes, different labels
+    conflict_policy: Literal["drop", "keep-first", "keep-majority"] = "drop"  # a group, several labels
+    near_duplicates: bool = True  # group near duplicates (audit pHash) as well as identical files
+    near_threshold: int = 4  # pHash Hamming distance (of 64 bits); see dermkd.data.audit
     allow_new_classes: bool = False  # accept folders outside the 9-class taxonomy
     augment: bool = True
     num_workers: int = 0  # loader processes; 0 keeps augmentation in the training process
@@ -35,7 +37,9 @@ class DataConfig:
         _check(0.0 < self.val_fraction < 1.0, "val_fraction must be in (0, 1)")
         _check(0.0 < self.test_fraction < 1.0, "test_fraction must be in (0, 1)")
         _check(self.val_fraction + self.test_fraction < 1.0, "val_fraction + test_fraction must be < 1")
-        _check(self.conflict_policy in ("drop", "keep-first"), "conflict_policy must be 'drop' or 'keep-first'")
+        _check(self.conflict_policy in ("drop", "keep-first", "keep-majority"),
+               "conflict_policy must be drop, keep-first or keep-majority")
+        _check(0 <= self.near_threshold <= 64, "near_threshold must be in [0, 64]")
         _check(self.num_workers >= 0, "num_workers must be >= 0")
         _check(self.synthetic_per_class >= 3, "synthetic_per_class must be >= 3")
         _check(self.synthetic_size >= 16, "synthetic_size must be >= 16")

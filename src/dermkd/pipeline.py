@@ -28,8 +28,18 @@ def load_data(cfg: RunConfig) -> PreparedData:
     return prepare_data(cfg.data, root, cfg.train.seed)
 
 
+def pin_split(cfg: RunConfig, split_csv: Path, resume: bool) -> RunConfig:
+    """A resumed multi-run job keeps the split it started with, even if the splitting
+    rules (or the data's grouping) changed in between; an explicit --split-file wins."""
+    if resume and split_csv.is_file() and cfg.data.split_file is None:
+        log.info("reusing the split of the earlier attempt: %s", split_csv)
+        return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, split_file=str(split_csv)))
+    return cfg
+
+
 def run_pipeline(cfg: RunConfig, resume: bool = True) -> list[StageResult]:
     base = Path(cfg.out_dir) / cfg.name
+    cfg = pin_split(cfg, base / "split.csv", resume)
     data = load_data(cfg)
     write_split(base / "split.csv", data.rows)
 

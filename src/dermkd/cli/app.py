@@ -39,7 +39,8 @@ def root(ctx: typer.Context) -> None:
 def train(
     data: o.Data = None, model: o.Model = None, profile: o.Profile = "cpu", config: o.ConfigFile = None,
     name: o.Name = None, out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None,
-    conflict_policy: o.ConflictPolicy = None, allow_new_classes: o.AllowNew = None, epochs: o.Epochs = None,
+    conflict_policy: o.ConflictPolicy = None, near_threshold: o.NearThreshold = None,
+    near_duplicates: o.NearDuplicates = None, allow_new_classes: o.AllowNew = None, epochs: o.Epochs = None,
     batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
     lr: o.Lr = None, scheduler: o.Scheduler = None, pretrained: o.Pretrained = None,
     pretrained_file: o.PretrainedFile = None, trainable_stages: o.TrainableStages = None,
@@ -148,7 +149,8 @@ def evaluate(
 def pipeline(
     data: o.Data = None, profile: o.Profile = "cpu", config: o.ConfigFile = None, name: o.Name = None,
     out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None,
-    conflict_policy: o.ConflictPolicy = None, allow_new_classes: o.AllowNew = None, epochs: o.Epochs = None,
+    conflict_policy: o.ConflictPolicy = None, near_threshold: o.NearThreshold = None,
+    near_duplicates: o.NearDuplicates = None, allow_new_classes: o.AllowNew = None, epochs: o.Epochs = None,
     batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
     lr: o.Lr = None, scheduler: o.Scheduler = None, model: o.Model = None, bn_momentum: o.BnMomentum = None,
     teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model name.")] = None,

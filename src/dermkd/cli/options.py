@@ -36,7 +36,11 @@ Name = Annotated[Optional[str], P(help="Run name: output goes to OUT/NAME.")]
 Out = Annotated[Optional[Path], P(help="Folder for run directories.")]
 ImageSize = Annotated[Optional[int], P(help="Training image size in px (multiple of 8).")]
 SplitFile = Annotated[Optional[Path], P(help="Reuse a split CSV (path,label,split).")]
-ConflictPolicy = Annotated[Optional[str], P(help="Identical files under different labels: drop | keep-first.")]
+ConflictPolicy = Annotated[Optional[str], P(help="A duplicate group with several labels: drop | keep-first | "
+                                                 "keep-majority.")]
+NearThreshold = Annotated[Optional[int], P(help="Near-duplicate pHash distance for grouping splits (0-64).")]
+NearDuplicates = Annotated[Optional[bool], P("--near-duplicates/--exact-duplicates-only",
+                                             help="Group near duplicates in splits, or identical files only.")]
 AllowNew = Annotated[Optional[bool], P("--allow-new-classes", help="Accept folders outside the 9-class taxonomy.")]
 Epochs = Annotated[Optional[int], P(help="Training epochs.")]
 BatchSize = Annotated[Optional[int], P(help="Batch size.")]
@@ -63,6 +67,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "name": ("name",), "out": ("out_dir",),
     "data": ("data", "root"), "image_size": ("data", "image_size"), "split_file": ("data", "split_file"),
     "conflict_policy": ("data", "conflict_policy"), "allow_new_classes": ("data", "allow_new_classes"),
+    "near_threshold": ("data", "near_threshold"), "near_duplicates": ("data", "near_duplicates"),
     "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
     "threads": ("train", "threads"),
     "optimizer": ("optim", "name"), "lr": ("optim", "lr"), "scheduler": ("optim", "scheduler"),

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from dermkd.config import DataConfig
+from dermkd.data.audit import AuditConfig, audit
 from dermkd.data.images import decode_all, stack_chw
 from dermkd.data.scan import scan_folders
 from dermkd.data.splits import SPLITS, SplitReport, SplitRow, read_split, stratified_group_split
@@ -75,12 +76,15 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
         rows = _rows_from_file(cfg.split_file, by_rel, {s.rel for s in samples})
         report = {"split_source": str(cfg.split_file)}
     else:
+        rels = [s.rel for s, _ in ok]
+        keys = group_keys(root, rels, [d.sha256 for _, d in ok], cfg)
         rep: SplitReport = stratified_group_split(
-            [s.rel for s, _ in ok], [s.label for s, _ in ok], [d.sha256 for _, d in ok],
+            rels, [s.label for s, _ in ok], keys,
             val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=seed, policy=cfg.conflict_policy,
         )
         rows = rep.rows
-        report = {"split_source": "new", "duplicate_groups": rep.duplicate_groups,
+        report = {"split_source": "new", "grouping": f"near duplicates <= {cfg.near_threshold}"
+                  if cfg.near_duplicates else "identical files", "duplicate_groups": rep.duplicate_groups,
                   "conflict_groups": rep.conflict_groups, "conflict_files_dropped": len(rep.dropped)}
     classes = [c for c in classes if any(r.label == c for r in rows)] if cfg.split_file else classes
     index = {c: i for i, c in enumerate(classes)}
@@ -99,6 +103,22 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
     log.info("split: %s", {s: int(labels[s].numel()) for s in SPLITS})
     return PreparedData(root, classes, cfg.image_size, images, labels, paths, rows, digest.hexdigest(), skipped,
                         report)
+
+
+def group_keys(root: Path, rels: list[str], hashes: list[str], cfg: DataConfig) -> list[str]:
+    """A group key per file: its content hash, or, for a near duplicate, its audit group.
+
+    The audit's near groups also list the byte copies of their members, so identical
+    files always share a key.
+    """
+    if not cfg.near_duplicates:
+        return hashes
+    result = audit([root], cfg=AuditConfig(threshold=cfg.near_threshold, allow_new_classes=cfg.allow_new_classes))
+    near = {}
+    for g in result.near_groups:
+        members = [result.files[i].rel for i in g.members]
+        near.update(dict.fromkeys(members, "near:" + min(members)))
+    return [near.get(rel, h) for rel, h in zip(rels, hashes)]
 
 
 def _rows_from_file(split_file: str, by_rel: dict, all_rel: set[str]) -> list[SplitRow]:

@@ -1,16 +1,17 @@
 """Leakage-free stratified train/val/test splits, saved as CSV (path, label, split).
 
-Byte-identical files form one group that always lands in one split. A group whose
-copies carry different labels is a label conflict: `drop` removes the whole group
-(default), `keep-first` keeps the first copy (sorted by path) and its label. Groups are
-assigned per class from one seeded permutation, so a split is reproducible from the seed.
+Files are grouped (byte-identical files, and near duplicates found by the audit's
+perceptual hash) and a group always lands in one split. A group whose copies carry
+different labels is a label conflict, resolved by an explicit, logged policy (`drop`,
+the default; `keep-first`; `keep-majority`). Groups are assigned per class from one
+seeded permutation, so a split is reproducible from the seed.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,30 +35,38 @@ class SplitRow:
 @dataclass
 class SplitReport:
     rows: list[SplitRow]
-    duplicate_groups: int = 0  # groups of >1 identical files
-    conflict_groups: int = 0  # identical files under different labels
+    duplicate_groups: int = 0  # groups of >1 files (identical, or near duplicates)
+    conflict_groups: int = 0  # groups whose files carry different labels
     dropped: list[str] = field(default_factory=list)  # paths removed by the conflict policy
 
 
-def group_by_hash(paths: list[str], labels: list[str], hashes: list[str], policy: str) -> tuple[list[list[int]], SplitReport]:
-    """Group sample indices by content hash and apply the label-conflict policy."""
+def group_by_key(paths: list[str], labels: list[str], keys: list[str], policy: str) -> tuple[list[list[int]], SplitReport]:
+    """Group sample indices by group key (content hash, or a near-duplicate group) and
+    apply the label-conflict policy: `drop` the whole group, `keep-first` the copies with
+    the label of the first copy by path, `keep-majority` the copies with the most common
+    label (a tie drops the group: no label is better supported than another)."""
     groups: dict[str, list[int]] = defaultdict(list)
-    for i, h in enumerate(hashes):
-        groups[h].append(i)
+    for i, key in enumerate(keys):
+        groups[key].append(i)
     report = SplitReport(rows=[])
     kept: list[list[int]] = []
     for members in groups.values():
         members.sort(key=lambda i: paths[i])
         if len(members) > 1:
             report.duplicate_groups += 1
-        if len({labels[i] for i in members}) > 1:
+        votes = Counter(labels[i] for i in members)
+        if len(votes) > 1:
             report.conflict_groups += 1
-            if policy == "drop":
+            ranked = votes.most_common()
+            if policy == "keep-first":
+                keep = labels[members[0]]
+            elif policy == "keep-majority" and ranked[0][1] > ranked[1][1]:
+                keep = ranked[0][0]
+            else:
                 report.dropped.extend(paths[i] for i in members)
                 continue
-            first = labels[members[0]]
-            report.dropped.extend(paths[i] for i in members if labels[i] != first)
-            members = [i for i in members if labels[i] == first]
+            report.dropped.extend(paths[i] for i in members if labels[i] != keep)
+            members = [i for i in members if labels[i] == keep]
         kept.append(members)
     log.info("%d duplicate groups, %d with conflicting labels (%s): %d files dropped",
              report.duplicate_groups, report.conflict_groups, policy, len(report.dropped))
@@ -65,10 +74,11 @@ def group_by_hash(paths: list[str], labels: list[str], hashes: list[str], policy
 
 
 def stratified_group_split(
-    paths: list[str], labels: list[str], hashes: list[str], *,
+    paths: list[str], labels: list[str], keys: list[str], *,
     val_fraction: float, test_fraction: float, seed: int, policy: str = "drop",
 ) -> SplitReport:
-    groups, report = group_by_hash(paths, labels, hashes, policy)
+    """Per class, a seeded permutation of the groups (`keys`) goes to test, val, train."""
+    groups, report = group_by_key(paths, labels, keys, policy)
     by_class: dict[str, list[list[int]]] = defaultdict(list)
     for members in groups:
         by_class[labels[members[0]]].append(members)

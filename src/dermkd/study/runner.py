@@ -22,7 +22,7 @@ from dermkd.data.splits import write_split
 from dermkd.distill.strategies import STRATEGIES
 from dermkd.errors import DermkdError
 from dermkd.io import write_text, write_yaml
-from dermkd.pipeline import load_data
+from dermkd.pipeline import load_data, pin_split
 from dermkd.study.grid import RunSpec, Study
 from dermkd.study.results import flatten_metrics, write_results
 from dermkd.train.stage import StageResult, run_stage
@@ -41,6 +41,7 @@ class StudyRunner:
     def run(self) -> list[dict[str, Any]]:
         specs = self.study.specs()
         log.info("study %s: %d runs", self.study.name, len(specs))
+        self.base = pin_split(self.base, self.root / "split.csv", self.resume)
         self.data = load_data(self.base)
         write_split(self.root / "split.csv", self.data.rows)
         write_yaml(self.root / "study.yaml", dataclasses.asdict(self.study))
