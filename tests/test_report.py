@@ -229,3 +229,17 @@ def test_study_with_no_run_files_still_renders(tmp_path):
     html = write_report(root, latency_reps=1).read_text()
     assert "No training curves for Adam" in html and "predictions.csv is missing" in html
     assert "The best by top-1 accuracy is" in html  # from results.csv alone, without an interval
+
+
+def test_a_partial_study_says_so(tmp_path):
+    """While a study runs, results.csv has fewer rows than study.yaml plans: the summary says PARTIAL."""
+    from dermkd.report.loading import load_study_dir
+
+    src = tmp_path / "s"
+    src.mkdir()
+    rows = [{"run": "baseline-dsc-adamax-ce-s0", "strategy": "baseline", "status": "done"}]
+    write_results(src, rows)
+    (src / "study.yaml").write_text(
+        "name: s\nprofile: tiny\nbase: {}\nseeds: [0]\nsweeps:\n  a: {strategy: [baseline, standard]}\n")
+    study = load_study_dir(src)
+    assert study.planned == 2 and len(study.runs) == 1

@@ -21,8 +21,8 @@ from typing import NamedTuple
 from dermkd.data.scan import IMAGE_EXTENSIONS, Sample
 from dermkd.data.taxonomy import (
     HAM10000_TO_ISIC9,
-    ISIC2019_TO_ISIC9,
     ISIC9,
+    ISIC2019_TO_ISIC9,
     class_order,
     normalise,
     resolve,

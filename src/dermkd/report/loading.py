@@ -18,7 +18,7 @@ import numpy as np
 from dermkd.cli.options import load_yaml
 from dermkd.errors import DermkdError
 from dermkd.io import read_json
-from dermkd.study.grid import AXES
+from dermkd.study.grid import AXES, Study
 
 T = TypeVar("T")
 _TEXT_COLUMNS = {"run", *AXES, "sweeps", "status", "error", "model", "teacher_sha256"}
@@ -68,6 +68,7 @@ class StudyData:
     runs: list[RunRecord]
     teachers: dict[str, dict[str, Any]]  # "<arch>-s<seed>" -> the teacher stage's metrics.json
     sweep_axes: dict[str, list[str]] = field(default_factory=dict)  # sweep -> the axes it varies (study.yaml)
+    planned: int | None = None  # runs the study file asks for (study.yaml); more than `runs` while it runs
     problems: list[str] = field(default_factory=list)  # files that were missing or unreadable
 
     @property
@@ -115,7 +116,10 @@ def load_study_dir(study_dir: str | Path) -> StudyData:
     with results.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     study = StudyData(root=root, runs=[], teachers={})
-    grids = (_optional(study, root / "study.yaml", load_yaml) or {}).get("sweeps") or {}
+    plan = _optional(study, root / "study.yaml", load_yaml) or {}
+    grids = plan.get("sweeps") or {}
+    if grids:
+        study.planned = len(Study(**plan).specs())
     study.sweep_axes = {name: [a for a, values in grid.items() if len(values) > 1] for name, grid in grids.items()}
     for row in rows:
         run = RunRecord(run_id=row["run"], axes={a: row[a] for a in AXES},

@@ -27,7 +27,11 @@ def _best_text(study: StudyData, analysis: Analysis) -> str:
     ci = (analysis.ci(best) or {}).get("top1_accuracy")
     spread = " (95% bootstrap interval over test images)" if ci else " (no interval: predictions.csv is missing)"
     done = sum(r.done for r in study.runs)
-    return (f"Of {len(study.runs)} runs, {done} finished. The best by top-1 accuracy is {best.run_id}: "
+    partial = ""
+    if study.planned and study.planned > len(study.runs):
+        partial = (f"PARTIAL STUDY: {len(study.runs)} of the {study.planned} planned runs have results; the rest "
+                   "had not run when this report was written, so tables and tests below are incomplete. ")
+    return (f"{partial}Of {len(study.runs)} runs, {done} finished. The best by top-1 accuracy is {best.run_id}: "
             f"{with_ci(best.values['top1_accuracy'], ci)}{spread}.")
 
 
