@@ -279,3 +279,58 @@ def test_layout_registry():
     assert LAYOUTS.get("ham10000") is read_ham10000
     with pytest.raises(DermkdError, match="unknown data layout 'folders'; known: csv, ham10000, isic2019"):
         LAYOUTS.get("folders")
+
+
+# --------------------------------------------------------------------------- through prepare_data
+def _ham_tree(tmp_path: Path) -> tuple[Path, Path]:
+    """12 lesions x 2 images (nv / mel / bcc) in HAM10000's layout: metadata CSV + image folder."""
+    from PIL import Image
+
+    from dermkd.data.synthetic import render_lesion
+
+    images = tmp_path / "HAM10000_images_part_1"
+    images.mkdir(parents=True)
+    lines = ["lesion_id,image_id,dx,dx_type,age,sex,localization"]
+    for k in range(36):
+        dx = ("nv", "mel", "bcc")[k % 3]
+        for view in range(2):
+            image_id = f"ISIC_{k:04d}{view}"
+            Image.fromarray(render_lesion(k % 3 + 3, 2 * k + view, 48)).save(images / f"{image_id}.jpg")
+            lines.append(f"HAM_{k:04d},{image_id},{dx},histo,50,male,back")
+    meta = tmp_path / "HAM10000_metadata.csv"
+    meta.write_text("\n".join(lines) + "\n")
+    return meta, tmp_path
+
+
+def test_ham10000_through_prepare_data_keeps_each_lesion_in_one_split(tmp_path):
+    from dermkd.config import DataConfig
+    from dermkd.data.prepare import prepare_data
+
+    meta, root = _ham_tree(tmp_path)
+    data = prepare_data(DataConfig(image_size=32, layout="ham10000", metadata=str(meta)), root, seed=0)
+    assert data.classes == ["basal cell carcinoma", "melanoma", "nevus"]
+    lesion_splits: dict[str, set[str]] = {}
+    for row in data.rows:
+        lesion = Path(row.path).stem[:-1]  # ISIC_00070 and ISIC_00071 are views of lesion 7
+        lesion_splits.setdefault(lesion, set()).add(row.split)
+    assert len(lesion_splits) == 36 and all(len(s) == 1 for s in lesion_splits.values())
+    assert {r.split for r in data.rows} == {"train", "val", "test"}
+
+
+def test_binary_task_maps_classes_to_malignant_and_benign(tmp_path):
+    from dermkd.config import DataConfig
+    from dermkd.data.prepare import prepare_data
+
+    meta, root = _ham_tree(tmp_path)
+    data = prepare_data(DataConfig(image_size=32, layout="ham10000", metadata=str(meta), task="binary"), root, 0)
+    assert data.classes == ["benign", "malignant"]
+    labels = {Path(r.path).stem: r.label for r in data.rows}
+    assert labels["ISIC_00000"] == "benign" and labels["ISIC_00010"] == "malignant"  # nv, mel
+
+
+def test_metadata_layout_without_its_csv_is_a_clear_error(tmp_path):
+    from dermkd.config import DataConfig
+    from dermkd.data.prepare import prepare_data
+
+    with pytest.raises(DermkdError, match="needs its metadata CSV"):
+        prepare_data(DataConfig(image_size=32, layout="isic2019"), tmp_path, seed=0)

@@ -12,12 +12,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dermkd.data.layouts import LAYOUTS
 from dermkd.errors import DermkdError
 
 
 @dataclass
 class DataConfig:
-    root: str | None = None  # class-folder root; None = embedded synthetic data
+    root: str | None = None  # image root (class folders, or images for a metadata layout); None = embedded data
+    layout: str = "folders"  # folders | ham10000 | isic2019 | csv (dermkd.data.layouts)
+    metadata: str | None = None  # the layout's CSV (HAM10000 metadata, ISIC 2019 ground truth, path,label[,group])
+    task: Literal["multiclass", "binary"] = "multiclass"  # binary: malignant vs benign (taxonomy table)
     image_size: int = 224  # paper: 224x224 RGB
     val_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -40,6 +44,9 @@ class DataConfig:
         _check(self.conflict_policy in ("drop", "keep-first", "keep-majority"),
                "conflict_policy must be drop, keep-first or keep-majority")
         _check(0 <= self.near_threshold <= 64, "near_threshold must be in [0, 64]")
+        _check(self.task in ("multiclass", "binary"), "task must be multiclass or binary")
+        _check(self.layout == "folders" or self.layout in LAYOUTS,
+               f"layout must be folders or one of {', '.join(LAYOUTS.names())}")
         _check(self.num_workers >= 0, "num_workers must be >= 0")
         _check(self.synthetic_per_class >= 3, "synthetic_per_class must be >= 3")
         _check(self.synthetic_size >= 16, "synthetic_size must be >= 16")

@@ -40,7 +40,8 @@ def train(
     data: o.Data = None, model: o.Model = None, profile: o.Profile = "cpu", config: o.ConfigFile = None,
     name: o.Name = None, out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None,
     conflict_policy: o.ConflictPolicy = None, near_threshold: o.NearThreshold = None,
-    near_duplicates: o.NearDuplicates = None, allow_new_classes: o.AllowNew = None, epochs: o.Epochs = None,
+    near_duplicates: o.NearDuplicates = None, allow_new_classes: o.AllowNew = None, layout: o.Layout = None,
+    metadata: o.Metadata = None, task: o.Task = None, epochs: o.Epochs = None,
     batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
     lr: o.Lr = None, scheduler: o.Scheduler = None, pretrained: o.Pretrained = None,
     pretrained_file: o.PretrainedFile = None, trainable_stages: o.TrainableStages = None,
@@ -150,7 +151,8 @@ def pipeline(
     data: o.Data = None, profile: o.Profile = "cpu", config: o.ConfigFile = None, name: o.Name = None,
     out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None,
     conflict_policy: o.ConflictPolicy = None, near_threshold: o.NearThreshold = None,
-    near_duplicates: o.NearDuplicates = None, allow_new_classes: o.AllowNew = None, epochs: o.Epochs = None,
+    near_duplicates: o.NearDuplicates = None, allow_new_classes: o.AllowNew = None, layout: o.Layout = None,
+    metadata: o.Metadata = None, task: o.Task = None, epochs: o.Epochs = None,
     batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
     lr: o.Lr = None, scheduler: o.Scheduler = None, model: o.Model = None, bn_momentum: o.BnMomentum = None,
     teacher_model: Annotated[Optional[str], typer.Option(help="Teacher model name.")] = None,
@@ -266,6 +268,27 @@ def data_audit(
     print_summary(result, console)
     json_path, html_path = write_audit(result, out)
     console.print(f"wrote {json_path} and {html_path}")
+
+
+@data_app.command("download")
+def data_download(
+    out: Annotated[Path, typer.Argument(help="Folder for the downloaded images and metadata.csv.")],
+    collection: Annotated[Optional[list[int]], typer.Option(help="ISIC Archive collection id (repeatable).")] = None,
+    search: Annotated[Optional[str], typer.Option(help="ISIC Archive search query.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many images (0 = all).")] = None,
+    arrange_into: Annotated[Optional[Path], typer.Option(help="Then copy the images into class folders here.")] = None,
+    label_column: Annotated[str, typer.Option(help="metadata.csv column holding the label.")] = "diagnosis",
+) -> None:
+    """Download from the ISIC Archive with isic-cli (needs internet and `pip install isic-cli`).
+
+    Example: dermkd data download runs/isic-dl --collection 249 --limit 500 --arrange-into data/isic-dl
+    """
+    from dermkd.data.download import arrange_class_folders, run_download
+
+    run_download(out, collection=collection, search=search, limit=limit)
+    if arrange_into is not None:
+        counts = arrange_class_folders(out, arrange_into, label_column=label_column)
+        console.print(f"{sum(counts.values())} images in {len(counts)} class folders under {arrange_into}")
 
 
 @app.command()

@@ -38,6 +38,10 @@ ImageSize = Annotated[Optional[int], P(help="Training image size in px (multiple
 SplitFile = Annotated[Optional[Path], P(help="Reuse a split CSV (path,label,split).")]
 ConflictPolicy = Annotated[Optional[str], P(help="A duplicate group with several labels: drop | keep-first | "
                                                  "keep-majority.")]
+Layout = Annotated[Optional[str], P(help="Data layout: folders (default) | ham10000 | isic2019 | csv.")]
+Metadata = Annotated[Optional[Path], P(help="The layout's CSV: HAM10000 metadata, ISIC 2019 ground truth, or "
+                                            "path,label[,group].")]
+Task = Annotated[Optional[str], P(help="multiclass (9 classes) | binary (malignant vs benign).")]
 NearThreshold = Annotated[Optional[int], P(help="Near-duplicate pHash distance for grouping splits (0-64).")]
 NearDuplicates = Annotated[Optional[bool], P("--near-duplicates/--exact-duplicates-only",
                                              help="Group near duplicates in splits, or identical files only.")]
@@ -68,6 +72,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "data": ("data", "root"), "image_size": ("data", "image_size"), "split_file": ("data", "split_file"),
     "conflict_policy": ("data", "conflict_policy"), "allow_new_classes": ("data", "allow_new_classes"),
     "near_threshold": ("data", "near_threshold"), "near_duplicates": ("data", "near_duplicates"),
+    "layout": ("data", "layout"), "metadata": ("data", "metadata"), "task": ("data", "task"),
     "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
     "threads": ("train", "threads"),
     "optimizer": ("optim", "name"), "lr": ("optim", "lr"), "scheduler": ("optim", "scheduler"),

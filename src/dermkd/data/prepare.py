@@ -7,6 +7,7 @@ The data fingerprint hashes the sorted (path, label, content hash) list of the f
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ import torch
 
 from dermkd.config import DataConfig
 from dermkd.data.audit import AuditConfig, audit
+from dermkd.data.audit.groups import UnionFind
 from dermkd.data.images import decode_all, stack_chw
-from dermkd.data.scan import scan_folders
+from dermkd.data.layouts import LAYOUTS
+from dermkd.data.scan import Sample, scan_folders
 from dermkd.data.splits import SPLITS, SplitReport, SplitRow, read_split, stratified_group_split
 from dermkd.data.synthetic import generate_dataset
-from dermkd.data.taxonomy import resolve
+from dermkd.data.taxonomy import binary_label, resolve
 from dermkd.errors import DermkdError
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,7 @@ def resolve_root(cfg: DataConfig, cache_dir: str | Path) -> Path:
 
 def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = False) -> PreparedData:
     """Decode and split the data under `root`; `all_test` puts every image in the test split."""
-    samples, classes = scan_folders(root, cfg.allow_new_classes)
+    samples, classes, lesions = read_samples(cfg, root)
     decoded = decode_all([s.path for s in samples], cfg.image_size)
     skipped = [{"path": s.rel, "reason": d.error} for s, d in zip(samples, decoded) if d.error]
     ok = [(s, d) for s, d in zip(samples, decoded) if not d.error]
@@ -77,7 +80,7 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
         report = {"split_source": str(cfg.split_file)}
     else:
         rels = [s.rel for s, _ in ok]
-        keys = group_keys(root, rels, [d.sha256 for _, d in ok], cfg)
+        keys = group_keys(root, rels, [d.sha256 for _, d in ok], cfg, lesions)
         rep: SplitReport = stratified_group_split(
             rels, [s.label for s, _ in ok], keys,
             val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=seed, policy=cfg.conflict_policy,
@@ -105,20 +108,46 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
                         report)
 
 
-def group_keys(root: Path, rels: list[str], hashes: list[str], cfg: DataConfig) -> list[str]:
-    """A group key per file: its content hash, or, for a near duplicate, its audit group.
+def read_samples(cfg: DataConfig, root: Path) -> tuple[list[Sample], list[str], dict[str, str] | None]:
+    """Samples, class names and (for layouts that have one) a lesion id per sample path.
 
-    The audit's near groups also list the byte copies of their members, so identical
-    files always share a key.
+    `task="binary"` maps every class onto benign / malignant (taxonomy.binary_label).
     """
-    if not cfg.near_duplicates:
-        return hashes
-    result = audit([root], cfg=AuditConfig(threshold=cfg.near_threshold, allow_new_classes=cfg.allow_new_classes))
-    near = {}
-    for g in result.near_groups:
-        members = [result.files[i].rel for i in g.members]
-        near.update(dict.fromkeys(members, "near:" + min(members)))
-    return [near.get(rel, h) for rel, h in zip(rels, hashes)]
+    if cfg.layout == "folders":
+        samples, classes = scan_folders(root, cfg.allow_new_classes)
+        lesions = None
+    else:
+        if not cfg.metadata:
+            raise DermkdError(f"the {cfg.layout} layout needs its metadata CSV: pass --metadata PATH")
+        samples, classes, groups = LAYOUTS.get(cfg.layout)(Path(cfg.metadata).expanduser(), root)
+        lesions = {s.rel: g for s, g in zip(samples, groups)}
+    if cfg.task == "binary":
+        samples = [dataclasses.replace(s, label=binary_label(s.label)) for s in samples]
+        classes = [c for c in ("benign", "malignant") if any(s.label == c for s in samples)]
+    return samples, classes, lesions
+
+
+def group_keys(root: Path, rels: list[str], hashes: list[str], cfg: DataConfig,
+               lesions: dict[str, str] | None = None) -> list[str]:
+    """A group key per file; files that must share a split share a key.
+
+    Joined: identical content (sha256), the audit's near duplicates (class-folder data;
+    its near groups list the byte copies of their members too), and the layout's lesion
+    id (several images of one lesion, e.g. HAM10000's lesion_id).
+    """
+    uf = UnionFind(len(rels))
+    first: dict[str, int] = {}
+    links = [hashes]
+    if lesions is not None:
+        links.append(["lesion:" + lesions[rel] for rel in rels])
+    if cfg.near_duplicates and cfg.layout == "folders":
+        result = audit([root], cfg=AuditConfig(threshold=cfg.near_threshold, allow_new_classes=cfg.allow_new_classes))
+        near = {result.files[i].rel: f"near:{k}" for k, g in enumerate(result.near_groups) for i in g.members}
+        links.append([near.get(rel, f"file:{rel}") for rel in rels])
+    for keys in links:
+        for i, key in enumerate(keys):
+            uf.union(first.setdefault(key, i), i)
+    return [hashes[uf.find(i)] for i in range(len(rels))]
 
 
 def _rows_from_file(split_file: str, by_rel: dict, all_rel: set[str]) -> list[SplitRow]:
