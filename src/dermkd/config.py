@@ -115,6 +115,9 @@ class TrainConfig:
     batch_size: int = 64  # paper: 64
     seed: int = 0
     early_stopping_patience: int | None = None  # epochs without val-loss gain; None = off
+    # class imbalance: none (the paper), loss (class-weighted hard loss, w_c = N / (C n_c)),
+    # sampler (batches drawn with probability 1 / n_c per image)
+    class_balance: Literal["none", "loss", "sampler"] = "none"
     threads: int | None = None  # torch intra-op threads; None = all cores
     accelerator: str = "auto"
     limit_train_batches: int | float | None = None  # for smoke runs
@@ -127,6 +130,7 @@ class TrainConfig:
         _check(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
                "early_stopping_patience must be >= 1")
         _check(self.threads is None or self.threads >= 1, "threads must be >= 1")
+        _check(self.class_balance in ("none", "loss", "sampler"), "class_balance must be none, loss or sampler")
 
 
 @dataclass

@@ -64,6 +64,7 @@ KdMultiplier = Annotated[Optional[float], P(help="The paper's extra factor on th
 Objective = Annotated[Optional[str], P(help="Hard-label objective: ce | svm (L2-SVM, Tang 2013).")]
 StrategyName = Annotated[Optional[str], P("--strategy", help="KD strategy (see `dermkd models`).")]
 TeacherEpoch = Annotated[Optional[int], P(help="Defective KD: use the teacher's checkpoint after this epoch.")]
+ClassBalance = Annotated[Optional[str], P(help="Class imbalance: none | loss (class-weighted) | sampler.")]
 Fresh = Annotated[bool, P("--fresh", help="Retrain even if a finished or partial run exists.")]
 
 # CLI argument name -> path in RunConfig
@@ -74,7 +75,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "near_threshold": ("data", "near_threshold"), "near_duplicates": ("data", "near_duplicates"),
     "layout": ("data", "layout"), "metadata": ("data", "metadata"), "task": ("data", "task"),
     "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
-    "threads": ("train", "threads"),
+    "threads": ("train", "threads"), "class_balance": ("train", "class_balance"),
     "optimizer": ("optim", "name"), "lr": ("optim", "lr"), "scheduler": ("optim", "scheduler"),
     "model": ("model", "name"), "pretrained": ("model", "pretrained"), "pretrained_file": ("model", "pretrained_file"),
     "trainable_stages": ("model", "trainable_stages"), "bn_momentum": ("model", "bn_momentum"),

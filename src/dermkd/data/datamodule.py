@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from dermkd.data.prepare import PreparedData
 from dermkd.data.transforms import eval_transform, train_transform
@@ -25,9 +25,10 @@ class CachedImages(Dataset):
 
 class DermDataModule(L.LightningDataModule):
     def __init__(self, data: PreparedData, batch_size: int, *, augment: bool = True,
-                 num_workers: int = 0, seed: int = 0) -> None:
+                 num_workers: int = 0, seed: int = 0, balanced_sampler: bool = False) -> None:
         super().__init__()
         self.data = data
+        self.balanced_sampler = balanced_sampler
         self.batch_size = batch_size
         self.augment = augment
         self.num_workers = num_workers
@@ -39,15 +40,22 @@ class DermDataModule(L.LightningDataModule):
 
     def loader(self, split: str, train: bool = False) -> DataLoader:
         ds = self.dataset(split, train)
+        generator = torch.Generator().manual_seed(self.seed) if train else None
+        sampler = None
+        if train and self.balanced_sampler:  # each class equally likely per draw
+            counts = torch.bincount(ds.labels, minlength=len(self.data.classes)).clamp(min=1)
+            sampler = WeightedRandomSampler((1.0 / counts)[ds.labels].double(), len(ds), replacement=True,
+                                            generator=generator)
         return DataLoader(
             ds,
             batch_size=self.batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             # A last batch of one sample breaks BatchNorm in train mode.
             drop_last=train and len(ds) > self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if train else None,
+            generator=generator if sampler is None else None,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -24,7 +24,7 @@ from dermkd.errors import DermkdError
 from dermkd.registry import Registry
 
 HardLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (B, C), labels (B,)) -> scalar
-ObjectiveFactory = Callable[..., HardLoss]  # (head_weight: Tensor | None = None) -> HardLoss
+ObjectiveFactory = Callable[..., HardLoss]  # (head_weight=None, class_weight=None) -> HardLoss
 
 OBJECTIVES: Registry[ObjectiveFactory] = Registry("objective")
 
@@ -36,25 +36,34 @@ SVM_L2 = 1e-3
 
 
 @OBJECTIVES.register("ce")
-def cross_entropy(head_weight: torch.Tensor | None = None) -> HardLoss:
+def cross_entropy(head_weight: torch.Tensor | None = None, class_weight: torch.Tensor | None = None) -> HardLoss:
     """Softmax cross-entropy on hard labels (the paper's L_CE(y, softmax(z_s))).
 
     `head_weight` is accepted for the common factory signature and ignored.
+    `class_weight` (C,), if given, makes it the weighted mean sum_b w_yb l_b / sum_b w_yb.
     """
-    return F.cross_entropy
+    if class_weight is None:
+        return F.cross_entropy
+    return lambda logits, labels: F.cross_entropy(logits, labels, weight=class_weight.to(logits.device))
 
 
-def squared_hinge(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def squared_hinge(logits: torch.Tensor, labels: torch.Tensor, class_weight: torch.Tensor | None = None) -> torch.Tensor:
     """One-vs-rest squared hinge (L2-SVM data term): mean_b sum_k max(0, 1 - t_bk z_bk)^2.
 
-    t_bk = +1 for the true class of sample b and -1 for every other class.
+    t_bk = +1 for the true class of sample b and -1 for every other class. With
+    `class_weight` (C,) the mean over b is weighted by w_yb, as in weighted cross-entropy.
     """
     t = 2.0 * F.one_hot(labels, logits.shape[1]).to(logits.dtype) - 1.0
-    return torch.clamp(1.0 - t * logits, min=0.0).pow(2).sum(dim=1).mean()
+    per_sample = torch.clamp(1.0 - t * logits, min=0.0).pow(2).sum(dim=1)
+    if class_weight is None:
+        return per_sample.mean()
+    w = class_weight.to(logits.device)[labels]
+    return (per_sample * w).sum() / w.sum()
 
 
 @OBJECTIVES.register("svm")
-def l2_svm(head_weight: torch.Tensor | None = None, l2: float = SVM_L2) -> HardLoss:
+def l2_svm(head_weight: torch.Tensor | None = None, class_weight: torch.Tensor | None = None,
+           l2: float = SVM_L2) -> HardLoss:
     """L2-SVM objective of Tang (2013), "Deep Learning using Linear Support Vector Machines".
 
         loss = mean_b sum_k max(0, 1 - t_bk * z_bk)^2  +  l2 / 2 * ||W||^2
@@ -76,7 +85,7 @@ def l2_svm(head_weight: torch.Tensor | None = None, l2: float = SVM_L2) -> HardL
                           "(OBJECTIVES.get('svm')(head_weight)) for its L2 penalty")
 
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        hinge = squared_hinge(logits, labels)
+        hinge = squared_hinge(logits, labels, class_weight)
         if head_weight is None or l2 == 0:
             return hinge
         if head_weight.shape[0] != logits.shape[1]:

@@ -23,13 +23,15 @@ from dermkd.train.optimizers import build_optimizer
 
 class LitClassifier(L.LightningModule):
     def __init__(self, model: Classifier, model_spec: dict[str, Any], optim: dict[str, Any], kd: dict[str, Any],
-                 teacher: Teacher | None = None, channels_last: bool = True) -> None:
+                 teacher: Teacher | None = None, channels_last: bool = True,
+                 class_weight: list[float] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model", "teacher"])
         self.model = model
         self.optim_cfg = OptimConfig(**optim)
         kd_cfg = KDConfig(**kd)
-        hard = OBJECTIVES.get(kd_cfg.objective)(model.head_weight())
+        weight = torch.tensor(class_weight, dtype=torch.float32) if class_weight is not None else None
+        hard = OBJECTIVES.get(kd_cfg.objective)(model.head_weight(), class_weight=weight)
         self.criterion = KDLoss(hard, kd_cfg.alpha, kd_cfg.temperature, kd_cfg.kd_multiplier)
         self.channels_last = channels_last
         object.__setattr__(self, "teacher", teacher)  # not a child module: not trained, not saved

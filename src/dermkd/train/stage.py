@@ -59,6 +59,16 @@ def set_determinism(seed: int, threads: int | None = None) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
+def balanced_class_weights(data: PreparedData) -> list[float]:
+    """w_c = N / (C n_c) over the training split (scikit-learn's "balanced"); 0 for a class
+    with no training image."""
+    counts = torch.bincount(data.labels["train"], minlength=len(data.classes)).double()
+    present = counts > 0
+    weights = torch.zeros_like(counts)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.tolist()
+
+
 def quiet_lightning() -> None:
     """Lightning sets its loggers to INFO when imported (GPU/TPU availability, tips);
     dermkd reports what matters itself."""
@@ -101,9 +111,10 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teache
                          pretrained_file=m.pretrained_file, trainable_stages=m.trainable_stages,
                          bn_momentum=m.bn_momentum)
     spec = {**model.describe(), "classes": data.classes, "image_size": data.image_size}
-    lit = LitClassifier(model, spec, dataclasses.asdict(cfg.optim), dataclasses.asdict(cfg.kd), teacher=teacher)
+    lit = LitClassifier(model, spec, dataclasses.asdict(cfg.optim), dataclasses.asdict(cfg.kd), teacher=teacher,
+                        class_weight=balanced_class_weights(data) if cfg.train.class_balance == "loss" else None)
     dm = DermDataModule(data, cfg.train.batch_size, augment=cfg.data.augment, num_workers=cfg.data.num_workers,
-                        seed=cfg.train.seed)
+                        seed=cfg.train.seed, balanced_sampler=cfg.train.class_balance == "sampler")
     ckpt_dir = run_dir / "checkpoints"
     callbacks: list[L.Callback] = [
         # best: weights only (evaluation, teaching, export); last: full state, for resuming
