@@ -492,3 +492,31 @@ def test_near_duplicates_share_a_split_and_conflicting_ones_are_dropped(tmp_path
     # without near-duplicate grouping, the copies are different files and all stay
     exact = prepare_data(DataConfig(image_size=32, near_duplicates=False), root, seed=0)
     assert {"melanoma/mel_copy.jpg", "nevus/nev_conflict.png"} <= {r.path for r in exact.rows}
+
+
+def test_external_test_folder_is_the_test_split_and_leakage_is_reported(tmp_path, caplog):
+    import shutil
+
+    from PIL import Image
+
+    from dermkd.data.synthetic import render_lesion
+
+    train, test = tmp_path / "Train", tmp_path / "Test"
+    for c, cls in enumerate(["melanoma", "nevus"]):
+        for i in range(10):
+            for root, kind in ((train, c + 3), (test, c)):  # test images drawn from other classes' looks
+                (root / cls).mkdir(parents=True, exist_ok=True)
+                if root is test and i >= 4:
+                    continue
+                Image.fromarray(render_lesion(kind, i, 96)).save(root / cls / f"{i}.png")
+    shutil.copy(train / "melanoma" / "5.png", test / "melanoma" / "copied.png")  # exact copy
+    Image.open(train / "nevus" / "7.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(test / "nevus" / "flip.png")
+    with caplog.at_level(logging.WARNING):
+        data = prepare_data(DataConfig(image_size=32, test_root=str(test)), train, seed=0)
+    test_rows = [r for r in data.rows if r.split == "test"]
+    assert len(test_rows) == 10 and all(r.path.startswith("@test/") for r in test_rows)
+    assert all(not r.path.startswith("@test/") for r in data.rows if r.split != "test")
+    leaks = data.split_report["test_leakage"]
+    assert sorted(sorted(g) for g in leaks) == [["Test/melanoma/copied.png", "Train/melanoma/5.png"],
+                                                ["Test/nevus/flip.png", "Train/nevus/7.png"]]
+    assert "also appear in the training data" in caplog.text

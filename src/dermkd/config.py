@@ -24,7 +24,8 @@ class DataConfig:
     task: Literal["multiclass", "binary"] = "multiclass"  # binary: malignant vs benign (taxonomy table)
     image_size: int = 224  # paper: 224x224 RGB
     val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    test_fraction: float = 0.15  # ignored when test_root is given
+    test_root: str | None = None  # an external test folder (class folders), checked for leakage
     split_file: str | None = None  # reuse a saved split (CSV path,label,split)
     conflict_policy: Literal["drop", "keep-first", "keep-majority"] = "drop"  # a group, several labels
     near_duplicates: bool = True  # group near duplicates (audit pHash) as well as identical files

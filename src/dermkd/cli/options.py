@@ -38,6 +38,7 @@ ImageSize = Annotated[Optional[int], P(help="Training image size in px (multiple
 SplitFile = Annotated[Optional[Path], P(help="Reuse a split CSV (path,label,split).")]
 ConflictPolicy = Annotated[Optional[str], P(help="A duplicate group with several labels: drop | keep-first | "
                                                  "keep-majority.")]
+TestRoot = Annotated[Optional[Path], P("--test", help="External test folder (class folders); checked for leakage.")]
 Layout = Annotated[Optional[str], P(help="Data layout: folders (default) | ham10000 | isic2019 | csv.")]
 Metadata = Annotated[Optional[Path], P(help="The layout's CSV: HAM10000 metadata, ISIC 2019 ground truth, or "
                                             "path,label[,group].")]
@@ -73,7 +74,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "data": ("data", "root"), "image_size": ("data", "image_size"), "split_file": ("data", "split_file"),
     "conflict_policy": ("data", "conflict_policy"), "allow_new_classes": ("data", "allow_new_classes"),
     "near_threshold": ("data", "near_threshold"), "near_duplicates": ("data", "near_duplicates"),
-    "layout": ("data", "layout"), "metadata": ("data", "metadata"), "task": ("data", "task"),
+    "test": ("data", "test_root"), "layout": ("data", "layout"), "metadata": ("data", "metadata"), "task": ("data", "task"),
     "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
     "threads": ("train", "threads"), "class_balance": ("train", "class_balance"),
     "optimizer": ("optim", "name"), "lr": ("optim", "lr"), "scheduler": ("optim", "scheduler"),

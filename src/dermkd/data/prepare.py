@@ -23,10 +23,12 @@ from dermkd.data.layouts import LAYOUTS
 from dermkd.data.scan import Sample, scan_folders
 from dermkd.data.splits import SPLITS, SplitReport, SplitRow, read_split, stratified_group_split
 from dermkd.data.synthetic import generate_dataset
-from dermkd.data.taxonomy import binary_label, resolve
+from dermkd.data.taxonomy import binary_label, class_order, resolve
 from dermkd.errors import DermkdError
 
 log = logging.getLogger(__name__)
+
+EXTERNAL_TEST = "@test/"  # split-file path prefix of the images of an external test folder
 
 
 @dataclass
@@ -66,6 +68,12 @@ def resolve_root(cfg: DataConfig, cache_dir: str | Path) -> Path:
 def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = False) -> PreparedData:
     """Decode and split the data under `root`; `all_test` puts every image in the test split."""
     samples, classes, lesions = read_samples(cfg, root)
+    external: list[Sample] = []
+    if cfg.test_root:  # an external test folder: every image is a test image
+        test_samples, test_classes = scan_folders(Path(cfg.test_root).expanduser(), cfg.allow_new_classes)
+        external = [dataclasses.replace(s, rel=EXTERNAL_TEST + s.rel) for s in test_samples]
+        classes = class_order(sorted(set(classes) | set(test_classes)))
+    samples = samples + external
     decoded = decode_all([s.path for s in samples], cfg.image_size)
     skipped = [{"path": s.rel, "reason": d.error} for s, d in zip(samples, decoded) if d.error]
     ok = [(s, d) for s, d in zip(samples, decoded) if not d.error]
@@ -79,16 +87,20 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
         rows = _rows_from_file(cfg.split_file, by_rel, {s.rel for s in samples})
         report = {"split_source": str(cfg.split_file)}
     else:
-        rels = [s.rel for s, _ in ok]
-        keys = group_keys(root, rels, [d.sha256 for _, d in ok], cfg, lesions)
+        pool = [(s, d) for s, d in ok if not s.rel.startswith(EXTERNAL_TEST)]
+        rels = [s.rel for s, _ in pool]
+        keys = group_keys(root, rels, [d.sha256 for _, d in pool], cfg, lesions)
         rep: SplitReport = stratified_group_split(
-            rels, [s.label for s, _ in ok], keys,
-            val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=seed, policy=cfg.conflict_policy,
+            rels, [s.label for s, _ in pool], keys, val_fraction=cfg.val_fraction,
+            test_fraction=0.0 if cfg.test_root else cfg.test_fraction, seed=seed, policy=cfg.conflict_policy,
         )
-        rows = rep.rows
+        rows = rep.rows + [SplitRow(s.rel, s.label, "test") for s, _ in ok if s.rel.startswith(EXTERNAL_TEST)]
         report = {"split_source": "new", "grouping": f"near duplicates <= {cfg.near_threshold}"
                   if cfg.near_duplicates else "identical files", "duplicate_groups": rep.duplicate_groups,
                   "conflict_groups": rep.conflict_groups, "conflict_files_dropped": len(rep.dropped)}
+        if cfg.test_root:
+            report["external_test"] = str(cfg.test_root)
+            report["test_leakage"] = external_leakage(root, Path(cfg.test_root).expanduser(), cfg)
     classes = [c for c in classes if any(r.label == c for r in rows)] if cfg.split_file else classes
     index = {c: i for i, c in enumerate(classes)}
     images, labels, paths = {}, {}, {}
@@ -106,6 +118,20 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
     log.info("split: %s", {s: int(labels[s].numel()) for s in SPLITS})
     return PreparedData(root, classes, cfg.image_size, images, labels, paths, rows, digest.hexdigest(), skipped,
                         report)
+
+
+def external_leakage(root: Path, test_root: Path, cfg: DataConfig) -> list[list[str]]:
+    """Groups of files that sit both in the training data and in the external test folder
+    (identical or near copies, by the audit), each as paths prefixed by their folder name;
+    logged as a warning, since such test images overstate what a model has learnt."""
+    threshold = cfg.near_threshold if cfg.near_duplicates else 0
+    result = audit([root, test_root], cfg=AuditConfig(threshold=threshold, allow_new_classes=cfg.allow_new_classes))
+    groups = [[result.files[i].rel for i in g.members] for g in result.leakage]
+    if groups:
+        shown = "; ".join(" = ".join(g) for g in groups[:3])
+        log.warning("%d images of the test folder %s also appear in the training data (copies or near copies), "
+                    "e.g. %s; see env.json data.test_leakage", len(groups), test_root, shown)
+    return groups
 
 
 def read_samples(cfg: DataConfig, root: Path) -> tuple[list[Sample], list[str], dict[str, str] | None]:
