@@ -520,3 +520,22 @@ def test_external_test_folder_is_the_test_split_and_leakage_is_reported(tmp_path
     assert sorted(sorted(g) for g in leaks) == [["Test/melanoma/copied.png", "Train/melanoma/5.png"],
                                                 ["Test/nevus/flip.png", "Train/nevus/7.png"]]
     assert "also appear in the training data" in caplog.text
+
+
+def test_kfold_puts_every_group_in_exactly_one_test_fold():
+    paths = [f"c{k % 3}/{k}.png" for k in range(60)]
+    labels = [f"class{(k // 2) % 3}" for k in range(60)]
+    keys = [f"g{k // 2}" for k in range(60)]  # pairs of files share a group
+    test_of = {}
+    for fold in range(5):
+        rep = stratified_group_split(paths, labels, keys, val_fraction=0.2, test_fraction=0.15, seed=3,
+                                     folds=5, fold=fold)
+        split = {r.path: r.split for r in rep.rows}
+        for p in paths:
+            if split[p] == "test":
+                assert p not in test_of, "a file is a test file in two folds"
+                test_of[p] = fold
+        assert {r.split for r in rep.rows} == {"train", "val", "test"}
+        assert len({keys[paths.index(p)] for p in paths if split[p] == "test"} &
+                   {keys[paths.index(p)] for p in paths if split[p] != "test"}) == 0
+    assert len(test_of) == 60  # every file is tested once

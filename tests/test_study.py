@@ -138,3 +138,25 @@ def test_rerun_skips_finished_runs_and_records_failures(tiny_study, tmp_path):
 def test_vgg16_bn_teacher_runs(tmp_path):
     study = load_study(write_study(tmp_path, {"t": {"strategy": ["standard"], "teacher": ["vgg16_bn"]}}))
     assert [r["status"] for r in run_study(study, tmp_path)] == ["done"]
+
+
+def test_kfold_study_runs_every_config_once_per_fold(tmp_path):
+    path = write_study(tmp_path, {"a": {"strategy": ["baseline", "self"]}})
+    raw = yaml.safe_load(path.read_text())
+    raw["folds"] = 2
+    path.write_text(yaml.safe_dump(raw))
+    study = load_study(path)
+    rows = run_study(study, tmp_path)
+    assert [r["run"] for r in rows] == ["baseline-dsc-adamax-ce-s0-f0", "baseline-dsc-adamax-ce-s0-f1",
+                                        "self-dsc-adamax-ce-a0.9-T4-m2-s0-f0", "self-dsc-adamax-ce-a0.9-T4-m2-s0-f1"]
+    assert all(r["status"] == "done" for r in rows), [r["error"] for r in rows]
+    tests = []
+    for fold in (0, 1):
+        with (tmp_path / "s" / f"split-f{fold}.csv").open() as fh:
+            tests.append({r["path"] for r in csv.DictReader(fh) if r["split"] == "test"})
+    assert tests[0] and tests[1] and not tests[0] & tests[1]
+    from dermkd.report.study_report import write_report
+
+    html = write_report(tmp_path / "s", latency_reps=1)
+    md = html.with_name("report.md").read_text()
+    assert "| baseline-dsc-adamax-ce | 2 |" in md  # mean ± sd over the two folds, one configuration

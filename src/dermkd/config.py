@@ -26,6 +26,8 @@ class DataConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15  # ignored when test_root is given
     test_root: str | None = None  # an external test folder (class folders), checked for leakage
+    folds: int | None = None  # stratified grouped k-fold: the test split is fold `fold` of `folds`
+    fold: int = 0
     split_file: str | None = None  # reuse a saved split (CSV path,label,split)
     conflict_policy: Literal["drop", "keep-first", "keep-majority"] = "drop"  # a group, several labels
     near_duplicates: bool = True  # group near duplicates (audit pHash) as well as identical files
@@ -46,6 +48,9 @@ class DataConfig:
                "conflict_policy must be drop, keep-first or keep-majority")
         _check(0 <= self.near_threshold <= 64, "near_threshold must be in [0, 64]")
         _check(self.task in ("multiclass", "binary"), "task must be multiclass or binary")
+        _check(self.folds is None or self.folds >= 2, "folds must be >= 2")
+        _check(0 <= self.fold < (self.folds or 1), "fold must be in [0, folds)")
+        _check(not (self.folds and self.test_root), "folds and an external test folder exclude each other")
         _check(self.layout == "folders" or self.layout in LAYOUTS,
                f"layout must be folders or one of {', '.join(LAYOUTS.names())}")
         _check(self.num_workers >= 0, "num_workers must be >= 0")

@@ -39,6 +39,8 @@ SplitFile = Annotated[Optional[Path], P(help="Reuse a split CSV (path,label,spli
 ConflictPolicy = Annotated[Optional[str], P(help="A duplicate group with several labels: drop | keep-first | "
                                                  "keep-majority.")]
 TestRoot = Annotated[Optional[Path], P("--test", help="External test folder (class folders); checked for leakage.")]
+Folds = Annotated[Optional[int], P(help="Stratified grouped k-fold: number of folds.")]
+Fold = Annotated[Optional[int], P(help="With --folds: which fold is the test split (0-based).")]
 Layout = Annotated[Optional[str], P(help="Data layout: folders (default) | ham10000 | isic2019 | csv.")]
 Metadata = Annotated[Optional[Path], P(help="The layout's CSV: HAM10000 metadata, ISIC 2019 ground truth, or "
                                             "path,label[,group].")]
@@ -74,7 +76,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "data": ("data", "root"), "image_size": ("data", "image_size"), "split_file": ("data", "split_file"),
     "conflict_policy": ("data", "conflict_policy"), "allow_new_classes": ("data", "allow_new_classes"),
     "near_threshold": ("data", "near_threshold"), "near_duplicates": ("data", "near_duplicates"),
-    "test": ("data", "test_root"), "layout": ("data", "layout"), "metadata": ("data", "metadata"), "task": ("data", "task"),
+    "test": ("data", "test_root"), "layout": ("data", "layout"), "folds": ("data", "folds"), "fold": ("data", "fold"), "metadata": ("data", "metadata"), "task": ("data", "task"),
     "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
     "threads": ("train", "threads"), "class_balance": ("train", "class_balance"),
     "optimizer": ("optim", "name"), "lr": ("optim", "lr"), "scheduler": ("optim", "scheduler"),

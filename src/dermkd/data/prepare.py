@@ -93,11 +93,14 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
         rep: SplitReport = stratified_group_split(
             rels, [s.label for s, _ in pool], keys, val_fraction=cfg.val_fraction,
             test_fraction=0.0 if cfg.test_root else cfg.test_fraction, seed=seed, policy=cfg.conflict_policy,
+            folds=cfg.folds, fold=cfg.fold,
         )
         rows = rep.rows + [SplitRow(s.rel, s.label, "test") for s, _ in ok if s.rel.startswith(EXTERNAL_TEST)]
         report = {"split_source": "new", "grouping": f"near duplicates <= {cfg.near_threshold}"
                   if cfg.near_duplicates else "identical files", "duplicate_groups": rep.duplicate_groups,
                   "conflict_groups": rep.conflict_groups, "conflict_files_dropped": len(rep.dropped)}
+        if cfg.folds:
+            report["fold"] = f"{cfg.fold} of {cfg.folds}"
         if cfg.test_root:
             report["external_test"] = str(cfg.test_root)
             report["test_leakage"] = external_leakage(root, Path(cfg.test_root).expanduser(), cfg)

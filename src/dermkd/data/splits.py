@@ -76,8 +76,14 @@ def group_by_key(paths: list[str], labels: list[str], keys: list[str], policy: s
 def stratified_group_split(
     paths: list[str], labels: list[str], keys: list[str], *,
     val_fraction: float, test_fraction: float, seed: int, policy: str = "drop",
+    folds: int | None = None, fold: int = 0,
 ) -> SplitReport:
-    """Per class, a seeded permutation of the groups (`keys`) goes to test, val, train."""
+    """Per class, a seeded permutation of the groups (`keys`) goes to test, val, train.
+
+    With `folds` (stratified grouped k-fold), the permutation is dealt into `folds`
+    folds round-robin; fold `fold` is the test split and `val_fraction` of the groups of
+    the others is the validation split. Every group is a test group in exactly one fold.
+    """
     groups, report = group_by_key(paths, labels, keys, policy)
     by_class: dict[str, list[list[int]]] = defaultdict(list)
     for members in groups:
@@ -87,7 +93,13 @@ def stratified_group_split(
         class_groups = sorted(by_class[label], key=lambda m: paths[m[0]])
         order = rng.permutation(len(class_groups))
         n = len(class_groups)
-        n_test = _share(n, test_fraction, n)
+        if folds:
+            test = [g for rank, g in enumerate(order) if rank % folds == fold]
+            rest = [g for rank, g in enumerate(order) if rank % folds != fold]
+            order = np.array(test + rest, dtype=np.int64)
+            n_test = len(test)
+        else:
+            n_test = _share(n, test_fraction, n)
         n_val = _share(n, val_fraction, n - n_test)
         for rank, g in enumerate(order):
             split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"

@@ -18,7 +18,7 @@ import numpy as np
 from dermkd.cli.options import load_yaml
 from dermkd.errors import DermkdError
 from dermkd.io import read_json
-from dermkd.study.grid import AXES, Study
+from dermkd.study.grid import AXES, REPEATS, Study
 
 T = TypeVar("T")
 _TEXT_COLUMNS = {"run", *AXES, "sweeps", "status", "error", "model", "teacher_sha256"}
@@ -54,12 +54,14 @@ class RunRecord:
 
     @property
     def seed(self) -> str:
-        return self.axes["seed"]
+        """The repeat this run is: its seed, and its fold under k-fold cross-validation."""
+        fold = self.axes.get("fold")
+        return self.axes["seed"] + (f"/f{fold}" if fold not in (None, "") else "")
 
     @property
     def config(self) -> tuple[str, ...]:
-        """Every axis but the seed: runs sharing it are repeats of one configuration."""
-        return tuple(v for k, v in self.axes.items() if k != "seed")
+        """Every axis but the repeat (seed, fold): runs sharing it repeat one configuration."""
+        return tuple(v for k, v in self.axes.items() if k not in REPEATS)
 
 
 @dataclass
@@ -122,7 +124,7 @@ def load_study_dir(study_dir: str | Path) -> StudyData:
         study.planned = len(Study(**plan).specs())
     study.sweep_axes = {name: [a for a, values in grid.items() if len(values) > 1] for name, grid in grids.items()}
     for row in rows:
-        run = RunRecord(run_id=row["run"], axes={a: row[a] for a in AXES},
+        run = RunRecord(run_id=row["run"], axes={a: row.get(a) or "" for a in AXES},
                         sweeps=tuple(s for s in (row.get("sweeps") or "").split(",") if s),
                         status=row.get("status") or "", error=row.get("error") or "",
                         values={k: _number(v) for k, v in row.items() if k not in _TEXT_COLUMNS})

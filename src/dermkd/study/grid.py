@@ -9,6 +9,7 @@ value. Example (see `dermkd/configs/study-cpu.yaml`):
     profile: cpu
     base: {data: {root: ../shared/data/isic9/Train}}
     seeds: [0]
+    folds: 5            # optional: stratified grouped k-fold, every run once per fold
     sweeps:
       table4: {strategy: [standard], optimizer: [adam, sgd, adagrad, adamax, nadam, rmsprop]}
       strategies: {strategy: [baseline, standard, reversed, defective, self, teacher-free]}
@@ -34,7 +35,9 @@ AXES: dict[str, tuple[str, str]] = {
     "strategy": ("kd", "strategy"), "optimizer": ("optim", "name"), "teacher": ("teacher", "name"),
     "student": ("model", "name"), "objective": ("kd", "objective"), "alpha": ("kd", "alpha"),
     "temperature": ("kd", "temperature"), "kd_multiplier": ("kd", "kd_multiplier"), "seed": ("train", "seed"),
+    "fold": ("data", "fold"),
 }
+REPEATS = ("seed", "fold")  # axes set once for the whole study, not per sweep
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class RunSpec:
     temperature: float
     kd_multiplier: float
     seed: int
+    fold: int | None = None  # None: no k-fold cross-validation
     sweeps: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
     @property
@@ -59,7 +63,8 @@ class RunSpec:
         kd = "" if self.strategy == "baseline" else f"-a{self.alpha:g}-T{self.temperature:g}-m{self.kd_multiplier:g}"
         source = f"-from-{self.teacher}" if strategy.source == "teacher" else ""
         trained = self.teacher if strategy.trains == "teacher" else self.student
-        return f"{self.strategy}-{trained}{source}-{self.optimizer}-{self.objective}{kd}-s{self.seed}"
+        fold = "" if self.fold is None else f"-f{self.fold}"
+        return f"{self.strategy}-{trained}{source}-{self.optimizer}-{self.objective}{kd}-s{self.seed}{fold}"
 
     def axes(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in AXES}
@@ -72,9 +77,12 @@ class Study:
     base: dict[str, Any]
     seeds: list[int]
     sweeps: dict[str, dict[str, list[Any]]]
+    folds: int | None = None  # stratified grouped k-fold: every run once per fold
 
     def base_config(self, out_dir: str | None = None) -> RunConfig:
         cfg = build_config(self.profile, self.base)
+        if self.folds:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, folds=self.folds)).validate()
         return dataclasses.replace(cfg, name=self.name, out_dir=out_dir or cfg.out_dir)
 
     def specs(self) -> list[RunSpec]:
@@ -83,7 +91,8 @@ class Study:
         defaults = {axis: getattr(getattr(base, sec), key) for axis, (sec, key) in AXES.items()}
         found: dict[RunSpec, RunSpec] = {}
         for sweep, grid in self.sweeps.items():
-            axes = {**{k: [v] for k, v in defaults.items()}, "seed": self.seeds, **grid}
+            folds = list(range(self.folds)) if self.folds else [None]
+            axes = {**{k: [v] for k, v in defaults.items()}, "seed": self.seeds, "fold": folds, **grid}
             for values in itertools.product(*(axes[a] for a in AXES)):
                 spec = _normalise(RunSpec(**dict(zip(AXES, values))))
                 prev = found.get(spec)
@@ -94,7 +103,7 @@ class Study:
         """The base config with the spec's axis values; validated."""
         overrides: dict[str, Any] = {}
         for axis, (sec, key) in AXES.items():
-            if getattr(spec, axis) != UNUSED:
+            if getattr(spec, axis) not in (UNUSED, None):
                 overrides.setdefault(sec, {})[key] = getattr(spec, axis)
         cfg = apply_overrides(self.base_config(out_dir), overrides)
         if STRATEGIES.get(spec.strategy).trains == "teacher":  # reversed KD trains the teacher architecture
@@ -114,21 +123,23 @@ def _normalise(spec: RunSpec) -> RunSpec:
 
 def load_study(path: str | Path) -> Study:
     raw = load_yaml(Path(path))
-    unknown = set(raw) - {"name", "profile", "base", "seeds", "sweeps"}
+    unknown = set(raw) - {"name", "profile", "base", "seeds", "sweeps", "folds"}
     if unknown:
         raise DermkdError(f"study file {path}: unknown keys {', '.join(sorted(unknown))}")
     sweeps = raw.get("sweeps") or {}
     if not sweeps:
         raise DermkdError(f"study file {path} has no sweeps")
     for name, grid in sweeps.items():
-        bad = set(grid) - (set(AXES) - {"seed"})
+        bad = set(grid) - (set(AXES) - set(REPEATS))
         if bad:
             raise DermkdError(f"sweep {name!r}: unknown axes {', '.join(sorted(bad))}; known: "
-                              f"{', '.join(a for a in AXES if a != 'seed')} (seeds are set once, at the top)")
+                              f"{', '.join(a for a in AXES if a not in REPEATS)} (seeds and folds are set once, "
+                              "at the top)")
         for axis, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise DermkdError(f"sweep {name!r}: axis {axis!r} must be a non-empty list")
     study = Study(name=str(raw.get("name") or Path(path).stem), profile=str(raw.get("profile", "cpu")),
-                  base=raw.get("base") or {}, seeds=[int(s) for s in raw.get("seeds", [0])], sweeps=sweeps)
+                  base=raw.get("base") or {}, seeds=[int(s) for s in raw.get("seeds", [0])], sweeps=sweeps,
+                  folds=int(raw["folds"]) if raw.get("folds") else None)
     study.base_config()  # validates the base config now
     return study

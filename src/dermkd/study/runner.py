@@ -1,7 +1,8 @@
 """Run a study: every spec once, shared stages once, failures recorded, resumable.
 
 Layout under `OUT/<study name>/`: `split.csv` (one split for the whole study, so runs
-are paired on the same test images), `teachers/<arch>-s<seed>/` (teacher stages, trained
+are paired on the same test images; with k-fold, `split-f<k>.csv` per fold),
+`teachers/<arch>-s<seed>[-f<k>]/` (teacher stages, trained
 on hard labels with the base optimizer, shared by every run they teach), `runs/<run id>/`
 (one run directory per spec), `results.csv` and `results.parquet` (one row per run,
 rewritten after each run). A finished run is skipped on re-run; a failed run is recorded
@@ -36,14 +37,11 @@ class StudyRunner:
         self.root = Path(out_dir) / study.name
         self.base = study.base_config(str(self.root))
         self._done: dict[str, StageResult] = {}  # stage dir -> result, so shared stages run once
-        self.data: PreparedData | None = None
+        self._data: dict[int | None, PreparedData] = {}  # fold (None: no k-fold) -> data, prepared once
 
     def run(self) -> list[dict[str, Any]]:
         specs = self.study.specs()
         log.info("study %s: %d runs", self.study.name, len(specs))
-        self.base = pin_split(self.base, self.root / "split.csv", self.resume)
-        self.data = load_data(self.base)
-        write_split(self.root / "split.csv", self.data.rows)
         write_yaml(self.root / "study.yaml", dataclasses.asdict(self.study))
         rows: list[dict[str, Any]] = []
         for i, spec in enumerate(specs, 1):
@@ -70,28 +68,44 @@ class StudyRunner:
         """The finished run that teaches `spec`, trained first if need be."""
         source = STRATEGIES.get(spec.strategy).source
         if source == "teacher":
-            return self._teacher(spec.teacher, spec.seed)
-        if source == "student":  # the baseline student with the same optimizer/objective/seed
+            return self._teacher(spec.teacher, spec.seed, spec.fold)
+        if source == "student":  # the baseline student with the same optimizer/objective/seed/fold
             baseline = dataclasses.replace(spec, strategy="baseline", teacher="-", alpha=0.0, temperature=1.0,
                                            kd_multiplier=0.0)
             cfg = self.study.run_config(baseline, str(self.root / "runs"))
             return self._stage(cfg, self.root / "runs" / baseline.run_id, None).run_dir
         return None
 
-    def _teacher(self, arch: str, seed: int) -> Path:
+    def _teacher(self, arch: str, seed: int, fold: int | None) -> Path:
         cfg = self.base
         cfg = dataclasses.replace(
-            cfg, name=f"{arch}-s{seed}", model=dataclasses.replace(cfg.teacher, name=arch),
+            cfg, name=f"{arch}-s{seed}" + ("" if fold is None else f"-f{fold}"),
+            model=dataclasses.replace(cfg.teacher, name=arch),
             kd=dataclasses.replace(cfg.kd, strategy="baseline", objective="ce"),
             train=dataclasses.replace(cfg.train, seed=seed),
+            data=dataclasses.replace(cfg.data, fold=fold or 0),
         ).validate()
         return self._stage(cfg, self.root / "teachers" / cfg.name, None).run_dir
 
     def _stage(self, cfg: RunConfig, run_dir: Path, source: Path | None) -> StageResult:
         key = str(run_dir)
         if key not in self._done:
-            self._done[key] = run_stage(cfg, self.data, run_dir, teacher_source=source, resume=self.resume)
+            data = self.data(cfg.data.fold if self.study.folds else None)
+            self._done[key] = run_stage(cfg, data, run_dir, teacher_source=source, resume=self.resume)
         return self._done[key]
+
+    def data(self, fold: int | None) -> PreparedData:
+        """One split per fold for the whole study, written to split[-f<fold>].csv and kept
+        when the study is resumed, so runs are paired on the same test images."""
+        if fold not in self._data:
+            name = "split.csv" if fold is None else f"split-f{fold}.csv"
+            cfg = self.base
+            if fold is not None:
+                cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, fold=fold))
+            cfg = pin_split(cfg, self.root / name, self.resume)
+            self._data[fold] = load_data(cfg)
+            write_split(self.root / name, self._data[fold].rows)
+        return self._data[fold]
 
 
 def run_study(study: Study, out_dir: str | Path, resume: bool = True) -> list[dict[str, Any]]:
