@@ -10,10 +10,8 @@ images into the `<root>/<class name>/` layout that `scan_folders` reads.
 
 from __future__ import annotations
 
-import contextlib
 import filecmp
 import logging
-import os
 import shlex
 import shutil
 import subprocess
@@ -24,7 +22,7 @@ from pathlib import Path
 from dermkd.data.layouts import index_images, read_table
 from dermkd.data.taxonomy import LABEL_SCHEMES, class_order, normalise, try_map_label
 from dermkd.errors import DermkdError
-from dermkd.io import temp_beside
+from dermkd.io import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +135,5 @@ def _copy_atomic(src: Path, dest: Path) -> None:
     """Copy `src` to `dest` through a temp file beside it; skip if an identical file is there."""
     if dest.is_file() and filecmp.cmp(src, dest, shallow=False):
         return
-    fd, tmp = temp_beside(dest)
-    try:
-        with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
-            shutil.copyfileobj(inp, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(dest, "wb") as out, src.open("rb") as inp:
+        shutil.copyfileobj(inp, out)
