@@ -275,7 +275,7 @@ def test_csv_layout_missing_images_columns_duplicates(tmp_path):
 
 
 def test_layout_registry():
-    assert LAYOUTS.names() == ["csv", "ham10000", "isic2019"]
+    assert LAYOUTS.names() == ["csv", "ham10000", "isic2019", "isic2020"]
     assert LAYOUTS.get("ham10000") is read_ham10000
     with pytest.raises(DermkdError, match="unknown data layout 'folders'; known: csv, ham10000, isic2019"):
         LAYOUTS.get("folders")
@@ -334,3 +334,23 @@ def test_metadata_layout_without_its_csv_is_a_clear_error(tmp_path):
 
     with pytest.raises(DermkdError, match="needs its metadata CSV"):
         prepare_data(DataConfig(image_size=32, layout="isic2019"), tmp_path, seed=0)
+
+
+def test_isic2020_ground_truth_maps_diagnoses_groups_lesions_and_skips_unknown(tmp_path, caplog):
+    from dermkd.data.layouts import read_isic2020
+
+    images = tmp_path / "train"
+    for name in ("ISIC_1", "ISIC_2", "ISIC_3", "ISIC_4"):
+        write_image(images / f"{name}.jpg", seed=len(name) + int(name[-1]))
+    gt = tmp_path / "ISIC_2020_Training_GroundTruth.csv"
+    gt.write_text("image_name,patient_id,lesion_id,sex,age_approx,anatom_site_general_challenge,diagnosis,"
+                  "benign_malignant,target\n"
+                  "ISIC_1,IP_1,IL_1,male,45,torso,nevus,benign,0\n"
+                  "ISIC_2,IP_1,IL_1,male,45,torso,nevus,benign,0\n"
+                  "ISIC_3,IP_2,IL_2,female,60,head,melanoma,malignant,1\n"
+                  "ISIC_4,IP_3,IL_3,female,30,torso,unknown,benign,0\n")
+    with caplog.at_level(logging.WARNING):
+        samples, classes, groups = read_isic2020(gt, images)
+    assert [s.label for s in samples] == ["nevus", "nevus", "melanoma"]
+    assert groups == ["IL_1", "IL_1", "IL_2"] and classes == ["melanoma", "nevus"]
+    assert "skipped 1 images" in caplog.text

@@ -19,7 +19,7 @@ from dermkd.errors import DermkdError
 @dataclass
 class DataConfig:
     root: str | None = None  # image root (class folders, or images for a metadata layout); None = embedded data
-    layout: str = "folders"  # folders | ham10000 | isic2019 | csv (dermkd.data.layouts)
+    layout: str = "folders"  # folders | ham10000 | isic2019 | isic2020 | csv (dermkd.data.layouts)
     metadata: str | None = None  # the layout's CSV (HAM10000 metadata, ISIC 2019 ground truth, path,label[,group])
     task: Literal["multiclass", "binary"] = "multiclass"  # binary: malignant vs benign (taxonomy table)
     image_size: int = 224  # paper: 224x224 RGB

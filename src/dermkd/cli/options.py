@@ -41,7 +41,7 @@ ConflictPolicy = Annotated[Optional[str], P(help="A duplicate group with several
 TestRoot = Annotated[Optional[Path], P("--test", help="External test folder (class folders); checked for leakage.")]
 Folds = Annotated[Optional[int], P(help="Stratified grouped k-fold: number of folds.")]
 Fold = Annotated[Optional[int], P(help="With --folds: which fold is the test split (0-based).")]
-Layout = Annotated[Optional[str], P(help="Data layout: folders (default) | ham10000 | isic2019 | csv.")]
+Layout = Annotated[Optional[str], P(help="Data layout: folders (default) | ham10000 | isic2019 | isic2020 | csv.")]
 Metadata = Annotated[Optional[Path], P(help="The layout's CSV: HAM10000 metadata, ISIC 2019 ground truth, or "
                                             "path,label[,group].")]
 Task = Annotated[Optional[str], P(help="multiclass (9 classes) | binary (malignant vs benign).")]

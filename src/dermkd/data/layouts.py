@@ -155,6 +155,36 @@ def read_ham10000(metadata_csv: Path, image_dir: Path) -> LayoutData:
     return _finish(_samples(paths, image_dir, labels), groups, metadata_csv)
 
 
+# --------------------------------------------------------------------------- ISIC 2020
+@LAYOUTS.register("isic2020")
+def read_isic2020(ground_truth_csv: Path, image_dir: Path) -> LayoutData:
+    """ISIC_2020_Training_GroundTruth.csv (image_name, patient_id, lesion_id, diagnosis, ...)
+    with `<image_dir>/<image_name>.jpg`.
+
+    `diagnosis` maps through the isic2020 table; diagnoses with no 9-class counterpart
+    ("unknown", "cafe-au-lait macule", ...) are skipped with a logged count. Group =
+    lesion_id, else patient_id, else the image: images of one lesion stay in one split.
+    """
+    ground_truth_csv, image_dir = Path(ground_truth_csv).expanduser(), Path(image_dir).expanduser()
+    rows = read_table(ground_truth_csv, ("image_name", "diagnosis"), "ISIC 2020 ground truth")
+    kept, labels, skipped = [], [], Counter()
+    for row in rows:
+        label = try_map_label(row["diagnosis"], "isic2020")
+        if label is None:
+            skipped[row["diagnosis"]] += 1
+            continue
+        kept.append(row)
+        labels.append(label)
+    if skipped:
+        log.warning("%s: skipped %d images whose diagnosis has no 9-class counterpart (%s)", ground_truth_csv,
+                    sum(skipped.values()), ", ".join(f"{k}: {v}" for k, v in skipped.items()))
+    ids = [r["image_name"] for r in kept]
+    _check_unique(ids, ground_truth_csv, "image_name")
+    paths = _locate(ids, index_images(image_dir), ground_truth_csv, image_dir)
+    groups = [r.get("lesion_id") or r.get("patient_id") or r["image_name"] for r in kept]
+    return _finish(_samples(paths, image_dir, labels), groups, ground_truth_csv)
+
+
 # --------------------------------------------------------------------------- ISIC 2019
 @LAYOUTS.register("isic2019")
 def read_isic2019(ground_truth_csv: Path, image_dir: Path, metadata_csv: Path | None = None) -> LayoutData:
