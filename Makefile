@@ -4,7 +4,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.dermkd-installed
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-all bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
+
+# Speed and memory figures, each beside a reference measured in the same run;
+# writes docs/benchmarks.md and docs/benchmarks.json (about 10-15 minutes on 2 cores).
+bench: $(STAMP)
+	$(VENV)/bin/dermkd bench
 
 clean:
 	rm -rf runs .pytest_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +45,23 @@ def _audit_cache_in_tmp(tmp_path_factory):
     mp.setenv("DERMKD_CACHE_DIR", str(tmp_path_factory.mktemp("dermkd-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys, tmp_path):
+    """`dermkd ARGV` in-process with cwd=tmp_path/cwd: (exit code, stdout, stderr, cwd)."""
+    from dermkd.cli.app import main
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*argv):
+        monkeypatch.setattr(sys, "argv", ["dermkd", *map(str, argv)])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        cap = capsys.readouterr()
+        return exc.value.code, cap.out, cap.err, cwd
+
+    return run

@@ -177,6 +177,14 @@ def test_second_run_reads_the_cache_and_never_decodes(planted, monkeypatch):
     for key in ("exact_groups", "near_groups", "conflicts", "unreadable", "stats", "counts"):
         assert a[key] == b[key]
 
+    # a caller that has just read the files (prepare_data) passes their hashes: nothing is read again
+    known = {f.path: f.sha256 for f in first.files if f.sha256}
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} read again"))
+    third = audit([root], cfg=AuditConfig(cache=cache, workers=2), known_sha256=known)
+    c = to_dict(third)
+    for key in ("exact_groups", "near_groups", "conflicts", "unreadable", "stats", "counts"):
+        assert a[key] == c[key]
+
 
 def test_default_cache_lives_under_dermkd_cache_dir(tmp_path, monkeypatch):
     root = tmp_path / "data"

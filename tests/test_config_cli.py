@@ -242,26 +242,6 @@ def cli_results(tmp_path_factory):
     return results
 
 
-@pytest.fixture
-def run_cli(monkeypatch, capsys, tmp_path):
-    """`dermkd ARGV` in-process with cwd=tmp_path/cwd: (exit code, stdout, stderr, cwd)."""
-    from dermkd.cli.app import main
-
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def run(*argv):
-        monkeypatch.setattr(sys, "argv", ["dermkd", *map(str, argv)])
-        with pytest.raises(SystemExit) as exc:
-            main()
-        cap = capsys.readouterr()
-        return exc.value.code, cap.out, cap.err, cwd
-
-    return run
-
-
 def _assert_one_line_error(result, *fragments):
     code, out, err, cwd = result
     assert code == 1, (code, err)

@@ -10,6 +10,7 @@ from sklearn import metrics as skm
 from dermkd.errors import DermkdError
 from dermkd.evaluate.metrics import MEASURES, compute_metrics
 from dermkd.evaluate.stats import (
+    paired_accuracy_difference,
     BOOT_STATS,
     _boot_confusions,
     _boot_indices,
@@ -283,3 +284,17 @@ def test_describe_rejects_other_results():
         describe_difference("a", "b", friedman({"a": A5, "b": B5, "c": A5}))
     with pytest.raises(DermkdError, match="alpha"):
         describe_difference("a", "b", mcnemar(HAND_Y, HAND_A, HAND_B), alpha=0)
+
+
+def test_paired_accuracy_difference_is_b_minus_a_with_a_paired_interval():
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    a = np.array([0, 1, 2, 0, 0, 0, 0, 0, 0, 0])  # 5 right
+    b = np.array([0, 1, 2, 0, 1, 2, 0, 0, 0, 0])  # 7 right
+    diff, lo, hi = paired_accuracy_difference(y, a, b, n_boot=4000, seed=1)
+    assert diff == pytest.approx(0.2)
+    # independent re-derivation: resample the per-image differences, same indices
+    d = (b == y).astype(float) - (a == y).astype(float)
+    idx = np.random.default_rng(1).integers(0, 10, size=(4000, 10))
+    assert (lo, hi) == pytest.approx(tuple(np.quantile(d[idx].mean(axis=1), [0.025, 0.975])))
+    assert lo >= 0.0  # b is never worse on any image, so no resample favours a
+    assert paired_accuracy_difference(y, a, a)[0:3] == (0.0, 0.0, 0.0)

@@ -31,7 +31,11 @@ def write_study(tmp_path: Path, sweeps: dict, **base) -> Path:
 def test_shipped_study_configs_expand():
     cpu = load_study(CONFIGS / "study-cpu.yaml")
     paper = load_study(CONFIGS / "study-paper.yaml")
-    assert len(cpu.specs()) == 17 and cpu.profile == "cpu"
+    assert len(cpu.specs()) == 16 and cpu.profile == "cpu"
+    students = load_study(CONFIGS / "study-students.yaml")
+    assert {s.student for s in students.specs()} == {"dsc", "dsc_gap", "mobilenetv3_small_100", "efficientnet_b0",
+                                                    "resnet18"}
+    assert sorted(s.teacher_cache for s in students.specs() if s.student == "dsc") == [0, 8]
     assert len(paper.specs()) == 3 * 19 and paper.profile == "paper"
     assert {s.strategy for s in paper.specs()} == set(STRATEGIES.names())
     assert {s.optimizer for s in paper.specs()} == set(OPTIMIZERS.names())

@@ -87,6 +87,7 @@ class KDConfig:
     objective: str = "ce"  # hard-label term: ce (default) or svm (Tang 2013)
     teacher_epoch: int = 50  # defective KD: the teacher's checkpoint after this epoch (paper: 50)
     virtual_p: float = 0.9  # teacher-free KD: the virtual teacher's probability on the true class
+    teacher_cache: int = 0  # K > 0: teacher logits of K stored views per image (distill.logit_store); 0: live
 
     def validate(self) -> None:
         _check(0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]")
@@ -94,6 +95,7 @@ class KDConfig:
         _check(self.kd_multiplier >= 0, "kd_multiplier must be >= 0")
         _check(self.teacher_epoch >= 1, "teacher_epoch must be >= 1")
         _check(0 < self.virtual_p < 1, "virtual_p must be in (0, 1)")
+        _check(self.teacher_cache >= 0, "teacher_cache must be >= 0 (0: live teacher)")
 
 
 @dataclass

@@ -84,3 +84,10 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def cache_dir() -> Path:
+    """Where reusable, content-keyed caches live (audit hashes, teacher logits):
+    `$DERMKD_CACHE_DIR`, else `~/.cache/dermkd`."""
+    env = os.environ.get("DERMKD_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "dermkd"

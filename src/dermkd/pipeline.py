@@ -45,8 +45,9 @@ def run_pipeline(cfg: RunConfig, resume: bool = True) -> list[StageResult]:
 
     def stage(name: str, model, strategy: str, teacher: Path | None = None) -> StageResult:
         log.info("stage %s: %s (%s)", name, model.name, strategy)
+        cache = cfg.kd.teacher_cache if STRATEGIES.get(strategy).source else 0  # only a taught stage stores
         c = dataclasses.replace(cfg, name=name, out_dir=str(base), model=model,
-                                kd=dataclasses.replace(cfg.kd, strategy=strategy))
+                                kd=dataclasses.replace(cfg.kd, strategy=strategy, teacher_cache=cache))
         return run_stage(c, data, base / name, teacher_source=teacher, resume=resume)
 
     teacher = stage("teacher", cfg.teacher, "baseline")

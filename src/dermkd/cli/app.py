@@ -71,7 +71,7 @@ def distill(
     batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, optimizer: o.Optimizer = None,
     lr: o.Lr = None, scheduler: o.Scheduler = None, alpha: o.Alpha = None, temperature: o.Temperature = None,
     kd_multiplier: o.KdMultiplier = None, objective: o.Objective = None, bn_momentum: o.BnMomentum = None,
-    fresh: o.Fresh = False,
+    teacher_cache: o.TeacherCache = None, fresh: o.Fresh = False,
 ) -> None:
     """Distil a teacher into a student (default: standard KD into the DSC student).
 
@@ -161,7 +161,8 @@ def pipeline(
     teacher_pretrained: o.Pretrained = None, teacher_pretrained_file: o.PretrainedFile = None,
     teacher_trainable_stages: o.TrainableStages = None, strategy: o.StrategyName = None,
     teacher_epoch: o.TeacherEpoch = None, alpha: o.Alpha = None, temperature: o.Temperature = None,
-    kd_multiplier: o.KdMultiplier = None, objective: o.Objective = None, fresh: o.Fresh = False,
+    kd_multiplier: o.KdMultiplier = None, objective: o.Objective = None, teacher_cache: o.TeacherCache = None,
+    fresh: o.Fresh = False,
 ) -> None:
     """Teacher -> baseline student -> KD run (--strategy, default standard), then the comparison table.
 
@@ -209,6 +210,50 @@ def study(
     failed = [r for r in rows if r["status"] == "failed"]
     console.print(f"{len(rows) - len(failed)} runs done, {len(failed)} failed; results in "
                   f"{Path(out or plan.base_config().out_dir) / plan.name}/results.csv")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory or checkpoint file.")],
+    fmt: Annotated[list[str], typer.Option("--format", help="onnx | onnx-int8-dynamic | onnx-int8-static | "
+                                           "torchscript | torch-int8-dynamic (repeatable).")] = ["onnx"],
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the exported files; default RUN/export.")] = None,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Score each export on the run's own test "
+                                        "split beside eager PyTorch.")] = False,
+) -> None:
+    """Export a trained model for deployment: <out>/<model>.<format>.<ext> plus a JSON of its metadata.
+
+    Example: dermkd export runs/demo/kd-student --format onnx --format onnx-int8-static --check
+    """
+    from dermkd.export.formats import FORMATS, export_model, load_predictor
+    from dermkd.export.source import source_from_run
+
+    entries = [FORMATS.get(f) for f in fmt]  # unknown names fail before any work
+    if not run.exists():
+        raise DermkdError(f"run or checkpoint not found: {run}")
+    folder = out or ((run if run.is_dir() else run.parent) / "export")
+    source = source_from_run(run)
+    test = None
+    if check:
+        from dermkd.evaluate.rundata import run_data
+
+        if not run.is_dir():
+            raise DermkdError("--check needs a run directory (its split says which images are test images)")
+        data = run_data(run)
+        test = (data.images["test"].float() / 255.0, data.labels["test"].numpy())
+    for name, entry in zip(fmt, entries):
+        path = export_model(source, name, folder / f"{source.spec['name']}.{name}{entry.suffix}")
+        line = f"{name}: {path} ({path.stat().st_size / 2**20:.1f} MiB)"
+        if test is not None:
+            logits = load_predictor(path)(test[0])
+            line += f", test top-1 {float((logits.argmax(1) == test[1]).mean()):.4f} (n={len(test[1])})"
+        console.print(line)
+    if test is not None:
+        import torch
+
+        with torch.inference_mode():
+            eager = source.model.eval()(test[0]).argmax(1).numpy()
+        console.print(f"eager PyTorch: test top-1 {float((eager == test[1]).mean()):.4f}")
 
 
 @app.command()
@@ -291,6 +336,51 @@ def data_download(
     if arrange_into is not None:
         counts = arrange_class_folders(out, arrange_into, label_column=label_column)
         console.print(f"{sum(counts.values())} images in {len(counts)} class folders under {arrange_into}")
+
+
+ISIC_TRAIN = Path("../shared/data/isic9/Train")
+
+
+@app.command()
+def bench(
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run this benchmark only (repeatable).")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Tiny sizes on synthetic data: seconds, not minutes.")] = False,
+    data: Annotated[Optional[Path], typer.Option(help=f"Class-folder root; default: {ISIC_TRAIN} if it exists "
+                                                      "(and not --smoke), else the embedded synthetic data.")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Image size in px (default 112; 32 with --smoke).")] = None,
+    threads: o.Threads = None,
+    student_run: Annotated[Optional[Path], typer.Option(help="A trained student run, for accuracy columns.")] = None,
+    teacher_run: Annotated[Optional[Path], typer.Option(help="A trained teacher run, for accuracy columns.")] = None,
+    live_run: Annotated[Optional[Path], typer.Option(help="A KD run with a live teacher ...")] = None,
+    store_run: Annotated[Optional[Path], typer.Option(help="... and the same run with --teacher-cache: the store's "
+                                                           "accuracy cost.")] = None,
+    out: Annotated[Path, typer.Option(help="Markdown to write (a .json sidecar goes beside it).")] = Path(
+        "docs/benchmarks.md"),
+    write: Annotated[bool, typer.Option("--write/--no-write", help="Write OUT, or only print the table.")] = True,
+) -> None:
+    """Measure speed and memory against references taken in the same run (issue "Fast on a laptop CPU").
+
+    Example: dermkd bench --only framework --only compute --no-write
+    """
+    import shlex
+
+    import torch
+
+    from dermkd.bench.common import BenchContext, machine
+    from dermkd.bench.runner import ordered_names, print_table, run_benchmarks, write_markdown
+
+    names = ordered_names(only)  # an unknown name fails here, before any data is read
+    if data is None and not smoke and ISIC_TRAIN.is_dir():
+        data = ISIC_TRAIN
+    ctx = BenchContext(size="smoke" if smoke else "full", data_root=data,
+                       image_size=image_size or (32 if smoke else 112),
+                       threads=threads or torch.get_num_threads(), student_run=student_run, teacher_run=teacher_run,
+                       live_run=live_run, store_run=store_run)
+    figures = run_benchmarks(ctx, names)
+    print_table(figures, console)
+    if write:
+        sidecar = write_markdown(out, figures, machine(), shlex.join(["dermkd", *sys.argv[1:]]), ctx)
+        console.print(f"wrote {out} and {sidecar}")
 
 
 @app.command()

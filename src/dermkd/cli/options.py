@@ -67,6 +67,8 @@ KdMultiplier = Annotated[Optional[float], P(help="The paper's extra factor on th
 Objective = Annotated[Optional[str], P(help="Hard-label objective: ce | svm (L2-SVM, Tang 2013).")]
 StrategyName = Annotated[Optional[str], P("--strategy", help="KD strategy (see `dermkd models`).")]
 TeacherEpoch = Annotated[Optional[int], P(help="Defective KD: use the teacher's checkpoint after this epoch.")]
+TeacherCache = Annotated[Optional[int], P(help="K > 0: precompute the teacher's logits for K augmented views "
+                                               "per image once and train on those views (0: live teacher).")]
 ClassBalance = Annotated[Optional[str], P(help="Class imbalance: none | loss (class-weighted) | sampler.")]
 Fresh = Annotated[bool, P("--fresh", help="Retrain even if a finished or partial run exists.")]
 
@@ -86,6 +88,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "teacher_pretrained_file": ("teacher", "pretrained_file"), "teacher_trainable_stages": ("teacher", "trainable_stages"),
     "alpha": ("kd", "alpha"), "temperature": ("kd", "temperature"), "kd_multiplier": ("kd", "kd_multiplier"),
     "objective": ("kd", "objective"), "strategy": ("kd", "strategy"), "teacher_epoch": ("kd", "teacher_epoch"),
+    "teacher_cache": ("kd", "teacher_cache"),
 }
 
 

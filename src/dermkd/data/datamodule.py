@@ -1,6 +1,12 @@
-"""Lightning DataModule over the in-memory uint8 cache: no epoch re-decodes a JPEG."""
+"""Lightning DataModule over the in-memory uint8 cache: no epoch re-decodes a JPEG.
+
+With a teacher-logit store, training batches are (images, labels, teacher logits) of the
+store's replayed views (see `distill.logit_store`); otherwise (images, labels).
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
@@ -8,6 +14,9 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from dermkd.data.prepare import PreparedData
 from dermkd.data.transforms import eval_transform, train_transform
+
+if TYPE_CHECKING:
+    from dermkd.distill.logit_store import LogitStore
 
 
 class CachedImages(Dataset):
@@ -25,16 +34,22 @@ class CachedImages(Dataset):
 
 class DermDataModule(L.LightningDataModule):
     def __init__(self, data: PreparedData, batch_size: int, *, augment: bool = True,
-                 num_workers: int = 0, seed: int = 0, balanced_sampler: bool = False) -> None:
+                 num_workers: int = 0, seed: int = 0, balanced_sampler: bool = False,
+                 store: LogitStore | None = None) -> None:
         super().__init__()
         self.data = data
+        self.store = store
         self.balanced_sampler = balanced_sampler
         self.batch_size = batch_size
         self.augment = augment
         self.num_workers = num_workers
         self.seed = seed
 
-    def dataset(self, split: str, train: bool = False) -> CachedImages:
+    def dataset(self, split: str, train: bool = False) -> Dataset:
+        if train and self.store is not None:
+            from dermkd.distill.logit_store import StoredViews
+
+            return StoredViews(self.data.images[split], self.data.labels[split], self.store, self.data.image_size)
         tf = train_transform(self.data.image_size) if train and self.augment else eval_transform()
         return CachedImages(self.data.images[split], self.data.labels[split], tf)
 
@@ -43,8 +58,9 @@ class DermDataModule(L.LightningDataModule):
         generator = torch.Generator().manual_seed(self.seed) if train else None
         sampler = None
         if train and self.balanced_sampler:  # each class equally likely per draw
-            counts = torch.bincount(ds.labels, minlength=len(self.data.classes)).clamp(min=1)
-            sampler = WeightedRandomSampler((1.0 / counts)[ds.labels].double(), len(ds), replacement=True,
+            labels = self.data.labels[split]
+            counts = torch.bincount(labels, minlength=len(self.data.classes)).clamp(min=1)
+            sampler = WeightedRandomSampler((1.0 / counts)[labels].double(), len(ds), replacement=True,
                                             generator=generator)
         return DataLoader(
             ds,

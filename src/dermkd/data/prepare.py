@@ -89,7 +89,8 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
     else:
         pool = [(s, d) for s, d in ok if not s.rel.startswith(EXTERNAL_TEST)]
         rels = [s.rel for s, _ in pool]
-        keys = group_keys(root, rels, [d.sha256 for _, d in pool], cfg, lesions)
+        keys = group_keys(root, rels, [d.sha256 for _, d in pool], cfg, lesions,
+                          known_sha256={s.path: d.sha256 for s, d in pool})
         rep: SplitReport = stratified_group_split(
             rels, [s.label for s, _ in pool], keys, val_fraction=cfg.val_fraction,
             test_fraction=0.0 if cfg.test_root else cfg.test_fraction, seed=seed, policy=cfg.conflict_policy,
@@ -157,7 +158,7 @@ def read_samples(cfg: DataConfig, root: Path) -> tuple[list[Sample], list[str], 
 
 
 def group_keys(root: Path, rels: list[str], hashes: list[str], cfg: DataConfig,
-               lesions: dict[str, str] | None = None) -> list[str]:
+               lesions: dict[str, str] | None = None, known_sha256: dict[Path, str] | None = None) -> list[str]:
     """A group key per file; files that must share a split share a key.
 
     Joined: identical content (sha256), the audit's near duplicates (class-folder data;
@@ -170,7 +171,8 @@ def group_keys(root: Path, rels: list[str], hashes: list[str], cfg: DataConfig,
     if lesions is not None:
         links.append(["lesion:" + lesions[rel] for rel in rels])
     if cfg.near_duplicates and cfg.layout == "folders":
-        result = audit([root], cfg=AuditConfig(threshold=cfg.near_threshold, allow_new_classes=cfg.allow_new_classes))
+        result = audit([root], cfg=AuditConfig(threshold=cfg.near_threshold, allow_new_classes=cfg.allow_new_classes),
+                       known_sha256=known_sha256)
         near = {result.files[i].rel: f"near:{k}" for k, g in enumerate(result.near_groups) for i in g.members}
         links.append([near.get(rel, f"file:{rel}") for rel in rels])
     for keys in links:

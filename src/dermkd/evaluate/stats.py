@@ -119,6 +119,17 @@ def mcnemar(y_true, pred_a, pred_b) -> dict:
             "p_value": float(sps.chi2.sf(stat, 1)), "method": "chi2"}
 
 
+def paired_accuracy_difference(y_true, pred_a, pred_b, n_boot: int = 2000, confidence: float = 0.95,
+                               seed: int = 0) -> tuple[float, float, float]:
+    """top-1(b) - top-1(a) on the same samples, with a paired percentile bootstrap interval
+    (both models resampled on the same rows, so their shared hard and easy images cancel)."""
+    t, a, b = _vectors(("y_true", y_true), ("pred_a", pred_a), ("pred_b", pred_b))
+    d = (b == t).astype(np.float64) - (a == t).astype(np.float64)  # (N,) per-sample difference
+    boot = d[_boot_indices(d.size, n_boot, seed)].mean(axis=1)
+    lo, hi = np.quantile(boot, [(1 - confidence) / 2, 1 - (1 - confidence) / 2])
+    return float(d.mean()), float(lo), float(hi)
+
+
 def paired_wilcoxon(scores_a, scores_b) -> dict:
     """Wilcoxon signed-rank test of paired scores (same seeds/folds), two-sided."""
     a, b = _vectors(("scores_a", scores_a), ("scores_b", scores_b), numeric=True)

@@ -17,7 +17,7 @@ from dermkd.report.paper_values import PAPER_COLUMNS, PAPER_OPTIMIZER_NAMES, PAP
 from dermkd.report.tables import Label, baseline_columns, mcnemar_cells, metric_table, run_label
 
 CURVE_COLUMNS = ("epoch", "train_hard_loss", "val_loss", "train_acc", "val_acc")
-NAMED_SWEEPS = ("table4", "strategies", "teachers")  # sweeps with a section of their own
+NAMED_SWEEPS = ("table4", "strategies", "teachers", "students")  # sweeps with a section of their own
 
 
 def _skipped(title: str, sweep: str, what: str) -> Section:
@@ -126,6 +126,38 @@ def teachers(study: StudyData, analysis: Analysis, meter: CostMeter) -> Section:
             "random weights. " + " ".join(problems))
     return Section(title, [*_failed_note(study, "teachers"),
                            Table("Teachers and the students they taught", header, rows, note.strip())])
+
+
+def students(study: StudyData, analysis: Analysis, meter: CostMeter, figures_dir: Path) -> Section:
+    """Students beyond the paper's, taught by the same teacher: accuracy against cost, and the Pareto chart."""
+    title = "Students: accuracy against cost"
+    runs = study.in_sweep("students")
+    if not runs:
+        return _skipped(title, "students", "the student table and Pareto chart")
+    problems: list[str] = []
+    rows, points = [], {}
+    for run in runs:
+        name = run.axes["student"]
+        ci = analysis.ci(run) or {}
+        costs = _cost_cells(meter, name, run, problems)
+        rows.append([name, *costs, with_ci(run.values.get("top1_accuracy"), ci.get("top1_accuracy")),
+                     with_ci(run.values.get("balanced_accuracy"), ci.get("balanced_accuracy")),
+                     "; ".join(mcnemar_cells(analysis, run, name))])
+        top1 = run.values.get("top1_accuracy")
+        if costs[2] != MISSING and top1 is not None:
+            spec = run.metrics["model"]
+            points[name] = (meter(name, int(spec["image_size"]), int(spec["num_classes"])).latency_ms, top1,
+                            ci.get("top1_accuracy"))
+    header = ["Student", "Params", "FLOPs", "CPU latency ms (median / p95)", "Top-1", "Bal. acc",
+              "vs baseline (McNemar)"]
+    teacher = {r.axes["teacher"] for r in runs}
+    note = (f"Every student learned from the same teacher ({', '.join(sorted(teacher))}) with the same settings. "
+            "Latency: batch 1, one CPU thread, random weights. " + " ".join(problems))
+    section = Section(title, [*_failed_note(study, "students"),
+                              Table("Students taught by the same teacher", header, rows, note.strip())])
+    if len(points) >= 2:
+        section.blocks.append(figures.pareto(points, figures_dir / "pareto-students"))
+    return section
 
 
 def _cost_cells(meter: CostMeter, name: str, run: RunRecord, problems: list[str]) -> list[str]:

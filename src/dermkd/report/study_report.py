@@ -29,6 +29,7 @@ def build_report(study: StudyData, out_dir: Path, meter: CostMeter) -> Report:
         sections.table4(study, analysis, figures_dir),
         sections.strategies(study, analysis, figures_dir),
         sections.teachers(study, analysis, meter),
+        sections.students(study, analysis, meter, figures_dir),
         *(sections.other_sweep(study, analysis, s) for s in study.sweeps if s not in sections.NAMED_SWEEPS),
         seeds_section(study, analysis),
         sections.failed(study),

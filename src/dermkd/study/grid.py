@@ -35,7 +35,7 @@ AXES: dict[str, tuple[str, str]] = {
     "strategy": ("kd", "strategy"), "optimizer": ("optim", "name"), "teacher": ("teacher", "name"),
     "student": ("model", "name"), "objective": ("kd", "objective"), "alpha": ("kd", "alpha"),
     "temperature": ("kd", "temperature"), "kd_multiplier": ("kd", "kd_multiplier"), "seed": ("train", "seed"),
-    "fold": ("data", "fold"),
+    "fold": ("data", "fold"), "teacher_cache": ("kd", "teacher_cache"),
 }
 REPEATS = ("seed", "fold")  # axes set once for the whole study, not per sweep
 
@@ -54,6 +54,7 @@ class RunSpec:
     kd_multiplier: float
     seed: int
     fold: int | None = None  # None: no k-fold cross-validation
+    teacher_cache: int = 0  # K stored teacher views per image; 0: live teacher
     sweeps: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
     @property
@@ -64,7 +65,8 @@ class RunSpec:
         source = f"-from-{self.teacher}" if strategy.source == "teacher" else ""
         trained = self.teacher if strategy.trains == "teacher" else self.student
         fold = "" if self.fold is None else f"-f{self.fold}"
-        return f"{self.strategy}-{trained}{source}-{self.optimizer}-{self.objective}{kd}-s{self.seed}{fold}"
+        store = f"-tc{self.teacher_cache}" if self.teacher_cache else ""
+        return f"{self.strategy}-{trained}{source}-{self.optimizer}-{self.objective}{kd}{store}-s{self.seed}{fold}"
 
     def axes(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in AXES}
@@ -114,8 +116,11 @@ class Study:
 def _normalise(spec: RunSpec) -> RunSpec:
     """Axes a strategy ignores get a placeholder, so equivalent runs are one run."""
     if spec.strategy == "baseline":
-        return dataclasses.replace(spec, teacher=UNUSED, alpha=0.0, temperature=1.0, kd_multiplier=0.0)
+        return dataclasses.replace(spec, teacher=UNUSED, alpha=0.0, temperature=1.0, kd_multiplier=0.0,
+                                   teacher_cache=0)
     strategy = STRATEGIES.get(spec.strategy)
+    if strategy.source is None:  # no teacher network (teacher-free): nothing to store
+        spec = dataclasses.replace(spec, teacher_cache=0)
     if strategy.source != "teacher" and strategy.trains == "student":
         return dataclasses.replace(spec, teacher=UNUSED)
     return spec

@@ -71,7 +71,7 @@ class StudyRunner:
             return self._teacher(spec.teacher, spec.seed, spec.fold)
         if source == "student":  # the baseline student with the same optimizer/objective/seed/fold
             baseline = dataclasses.replace(spec, strategy="baseline", teacher="-", alpha=0.0, temperature=1.0,
-                                           kd_multiplier=0.0)
+                                           kd_multiplier=0.0, teacher_cache=0)
             cfg = self.study.run_config(baseline, str(self.root / "runs"))
             return self._stage(cfg, self.root / "runs" / baseline.run_id, None).run_dir
         return None
@@ -81,7 +81,7 @@ class StudyRunner:
         cfg = dataclasses.replace(
             cfg, name=f"{arch}-s{seed}" + ("" if fold is None else f"-f{fold}"),
             model=dataclasses.replace(cfg.teacher, name=arch),
-            kd=dataclasses.replace(cfg.kd, strategy="baseline", objective="ce"),
+            kd=dataclasses.replace(cfg.kd, strategy="baseline", objective="ce", teacher_cache=0),
             train=dataclasses.replace(cfg.train, seed=seed),
             data=dataclasses.replace(cfg.data, fold=fold or 0),
         ).validate()

@@ -52,11 +52,16 @@ class LitClassifier(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(self._layout(x))
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        x, y = batch
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> dict[str, torch.Tensor]:
+        """`batch`: (images (B, 3, S, S), labels (B,)) or, from a teacher-logit store, also
+        the teacher's logits (B, C) for exactly these views."""
+        x, y, *stored = batch
         x = self._layout(x)
         logits = self.model(x)
-        teacher_logits = self.teacher(x, y) if self.teacher is not None else None
+        if stored:
+            teacher_logits = stored[0].to(logits.dtype)
+        else:
+            teacher_logits = self.teacher(x, y) if self.teacher is not None else None
         parts = self.criterion(logits, y, teacher_logits)
         self.train_acc(logits.detach(), y)
         self.log_dict({f"train_{k}": v.detach() for k, v in parts.items()}, on_step=False, on_epoch=True,

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
-from dermkd.io import write_text
+from dermkd.io import cache_dir, write_text
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +23,7 @@ CACHE_VERSION = "dermkd-audit-v1 phash-dct64 crops=0,2.5,5,7.5,10% flips=4"
 
 
 def default_cache_path() -> Path:
-    env = os.environ.get("DERMKD_CACHE_DIR")
-    folder = Path(env).expanduser() if env else Path.home() / ".cache" / "dermkd"
-    return folder / CACHE_NAME
+    return cache_dir() / CACHE_NAME
 
 
 def load_cache(path: Path) -> dict[str, dict]:

@@ -134,8 +134,13 @@ class AuditResult:
         }
 
 
-def audit(roots: list[Path], split_file: Path | None = None, cfg: AuditConfig = AuditConfig()) -> AuditResult:
-    """Audit the class-folder trees under `roots` (see the package docstring)."""
+def audit(roots: list[Path], split_file: Path | None = None, cfg: AuditConfig = AuditConfig(),
+          known_sha256: dict[Path, str] | None = None) -> AuditResult:
+    """Audit the class-folder trees under `roots` (see the package docstring).
+
+    `known_sha256` (absolute path -> content sha256), from a caller that has just read the
+    files (`prepare_data`), spares reading a file again when its hash is in the cache.
+    """
     t0 = time.perf_counter()
     _check(cfg)
     roots = [Path(r).expanduser() for r in roots]
@@ -169,7 +174,7 @@ def audit(roots: list[Path], split_file: Path | None = None, cfg: AuditConfig = 
     cache_path = Path(cfg.cache).expanduser() if cfg.cache is not None else default_cache_path()
     cached_entries = load_cache(cache_path)
     with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
-        list(pool.map(lambda f: _hash_file(f, cached_entries), files))
+        list(pool.map(lambda f: _hash_file(f, cached_entries, (known_sha256 or {}).get(f.path)), files))
     new = {f.sha256: _entry(f) for f in files if f.sha256 is not None and not f.cached}
     if new:
         merged = load_cache(cache_path)  # re-read: another audit may have added entries meanwhile
@@ -227,15 +232,18 @@ def _apply_split_file(path: Path, files: list[AuditFile]) -> list[str]:
     return unlisted
 
 
-def _hash_file(f: AuditFile, cache: dict[str, dict]) -> None:
-    """Read + sha256; decode and pHash only if the content is not in the cache."""
+def _hash_file(f: AuditFile, cache: dict[str, dict], known_sha256: str | None = None) -> None:
+    """Read + sha256; decode and pHash only if the content is not in the cache. With the
+    content hash already known and cached, the file is not read at all."""
     try:
-        data = f.path.read_bytes()
+        if known_sha256 is not None and _valid(cache.get(known_sha256)):
+            f.size_bytes, f.sha256, data = f.path.stat().st_size, known_sha256, None
+        else:
+            data = f.path.read_bytes()
+            f.size_bytes, f.sha256 = len(data), hashlib.sha256(data).hexdigest()
     except OSError as exc:
         f.error = f"cannot read: {exc.strerror or exc}"
         return
-    f.size_bytes = len(data)
-    f.sha256 = hashlib.sha256(data).hexdigest()
     entry = cache.get(f.sha256)
     if _valid(entry):
         f.cached = True

@@ -1,0 +1,94 @@
+"""What distillation costs per epoch: KD with a live teacher, and KD from the
+teacher-logit store, each against training the student alone (same student weights,
+data, batch, threads; dermkd's real training path). With two finished runs (the same KD
+run with a live teacher and with the store), also what the store costs in accuracy.
+
+Timed: epochs of the same number of batches, runs interleaved, medians. The store's
+one-time build is reported beside the epoch time it saves, as a break-even epoch count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from dermkd.bench.common import BENCHMARKS, BenchContext, Figure, check, interleave
+from dermkd.bench.training import batch_size, datamodule, dermkd_fit, run_config, student_factory, torch_threads
+from dermkd.distill.logit_store import open_or_build
+from dermkd.distill.strategies import Teacher, checkpoint_teacher
+from dermkd.evaluate.stats import bootstrap_ci, mcnemar, paired_accuracy_difference
+from dermkd.models import create_model
+from dermkd.report.loading import read_predictions
+
+TARGET = 1.15  # KD from the store / student alone, epoch time
+TEACHER = "resnet50"
+VIEWS = 8
+
+
+def _teacher(ctx: BenchContext) -> tuple[Teacher, str, str]:
+    """(teacher, its checkpoint sha256 or a stand-in key, description): the trained one if given."""
+    cfg = run_config(ctx)
+    if ctx.teacher_run is not None:
+        teacher, record = checkpoint_teacher(ctx.teacher_run, cfg.kd, len(ctx.data.classes))
+        return teacher, record["sha256"], f"trained {record['model']} ({ctx.teacher_run})"
+    model = create_model(TEACHER, len(ctx.data.classes), image_size=ctx.image_size)
+    return Teacher(model), f"random-{TEACHER}-{ctx.image_size}-seed{ctx.seed}", f"{TEACHER}, random weights"
+
+
+@BENCHMARKS.register("distill")
+def distill(ctx: BenchContext) -> list[Figure]:
+    cfg, bs = run_config(ctx), batch_size(ctx)
+    kd_cfg = dataclasses.replace(cfg, kd=dataclasses.replace(cfg.kd, strategy="standard"))
+    batches, reps = ctx.steps(10, 3), ctx.steps(3, 1)
+    fresh = student_factory(ctx)
+    with torch_threads(ctx.threads):
+        teacher, sha, described = _teacher(ctx)
+        started = time.perf_counter()
+        store = open_or_build(teacher, sha, ctx.data, VIEWS, ctx.seed, root=ctx.work_dir / "teacher-logits",
+                              batch_size=2 * bs)
+        build = time.perf_counter() - started
+        seconds = interleave({
+            "student": lambda: dermkd_fit(fresh(), datamodule(ctx), cfg, batches),
+            "live": lambda: dermkd_fit(fresh(), datamodule(ctx), kd_cfg, batches, teacher=teacher),
+            "store": lambda: dermkd_fit(fresh(), datamodule(ctx, store=store), kd_cfg, batches),
+        }, reps=reps, warmup=1)
+    rate = {k: batches * bs / s for k, s in seconds.items()}  # img/s over the timed epoch
+    live, stored = seconds["live"] / seconds["student"], seconds["store"] / seconds["student"]
+    target, met = check(stored, "<=", TARGET)
+    n_train = len(ctx.data.labels["train"])
+    saved = n_train / rate["live"] - n_train / rate["store"]  # seconds per full epoch
+    setup = (f"dsc student at {ctx.image_size} px, batch {bs}, {ctx.threads} threads; teacher {described}; "
+             f"median of {reps} interleaved runs of {batches} batches")
+    figures = [
+        Figure("distill", "KD epoch time / student-only, live teacher", live, "x",
+               f"student {rate['student']:.1f} img/s, live KD {rate['live']:.1f} img/s", note=setup),
+        Figure("distill", f"KD epoch time / student-only, teacher-logit store (K={VIEWS})", stored, "x",
+               f"student {rate['student']:.1f} img/s, store KD {rate['store']:.1f} img/s", target, met, setup),
+        Figure("distill", "store build (one-off) / epoch time it saves", build / saved if saved > 0 else float("inf"),
+               "epochs", f"build {build:.1f} s for {n_train} x {VIEWS} views; saves {saved:.1f} s per epoch of "
+               f"{n_train} images", note="after this many epochs the store has paid for itself"),
+    ]
+    if ctx.live_run is not None and ctx.store_run is not None:
+        figures += store_accuracy(ctx.live_run, ctx.store_run)
+    return figures
+
+
+def store_accuracy(live_run: Path, store_run: Path) -> list[Figure]:
+    """Top-1 of the same KD run with the live teacher and with the store, on the same test images."""
+    live, store = read_predictions(live_run / "predictions.csv"), read_predictions(store_run / "predictions.csv")
+    if list(live.paths) != list(store.paths):
+        raise ValueError(f"{live_run} and {store_run} were not tested on the same images")
+    n, c = len(live.labels), len(live.codes)
+    diff, lo, hi = paired_accuracy_difference(live.labels, live.preds, store.preds)
+    test = mcnemar(live.labels, live.preds, store.preds)
+    figures = []
+    for name, p in (("live teacher", live), ("teacher-logit store", store)):
+        top1 = float((p.preds == p.labels).mean())
+        ci = bootstrap_ci(p.labels, p.preds, c)["top1_accuracy"]
+        figures.append(Figure("distill", f"top-1, KD from the {name}", top1, "top-1",
+                              f"95% CI [{ci[0]:.3f}, {ci[1]:.3f}], n={n}"))
+    figures.append(Figure("distill", "top-1 change, store - live", diff * 100, "points",
+                          f"paired 95% CI [{lo * 100:+.1f}, {hi * 100:+.1f}]; McNemar p = {test['p_value']:.3f}",
+                          note=f"{store_run.name} vs {live_run.name}"))
+    return figures
