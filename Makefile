@@ -26,8 +26,11 @@ test-all: $(STAMP)
 
 # Speed and memory figures, each beside a reference measured in the same run;
 # writes docs/benchmarks.md and docs/benchmarks.json (about 10-15 minutes on 2 cores).
+# Accuracy columns need trained runs, e.g. BENCH_ARGS="--student-run R --teacher-run T
+# --live-run L --store-run S" (see docs/results/bench-preliminary.md).
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(VENV)/bin/dermkd bench
+	$(VENV)/bin/dermkd bench $(BENCH_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -173,9 +173,12 @@ class RunConfig:
 # Profiles: named override sets. `paper` is the dataclass defaults (224 px, batch 64,
 # lr 0.01); `cpu` is for a 2-core machine without internet; `demo` is the embedded data.
 PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {},
+    "paper": {"data": {"num_workers": 4}},
     "cpu": {
-        "data": {"image_size": 112},
+        # One loader process augments single-threaded beside training: in the training
+        # process, each small augmentation op was split over both busy cores and the loader
+        # fell to 0.2x the training speed (dermkd bench --only datapath).
+        "data": {"image_size": 112, "num_workers": 1},
         "train": {"epochs": 12, "batch_size": 32, "early_stopping_patience": None},
         "model": {"bn_momentum": 0.1},
         "optim": {"lr": 0.001},  # chosen on the embedded data's validation split (docs/profiles.md)
