@@ -178,6 +178,35 @@ def test_teacher_table_and_costs(full):
     assert "student, trained without a teacher" in table and f"<td>{teacher_top1:.4f}</td>" in table
 
 
+def test_pareto_front_and_references(tmp_path):
+    """The front holds each student more accurate than every faster one; references stay off it."""
+    from dermkd.report.figures import pareto
+
+    points = {"fast": (1.0, 0.40, (0.35, 0.45)), "dominated": (5.0, 0.38, None), "mid": (4.0, 0.50, None),
+              "slow": (9.0, 0.55, (0.5, 0.6))}
+    fig = pareto(points, tmp_path / "p", references={"dsc, no teacher": (9.0, 0.60, None)})
+    assert "on the Pareto front: fast, mid, slow." in fig.caption
+    assert "for comparison: dsc, no teacher." in fig.caption
+    assert fig.png.stat().st_size > 0 and "dsc, no teacher" in fig.svg.read_text()
+
+
+def test_students_section_table_and_chart(tmp_path):
+    root = tmp_path / "students"
+    specs = build_study(root, {"students": {"strategy": ["standard"], "student": ["dsc", "dsc_gap", "resnet18"]},
+                               "reference": {"strategy": ["baseline"]}}, seeds=[0])
+    html = write_report(root, latency_reps=1).read_text()
+    table = section(html, "Students: accuracy against cost")
+    for name in ("dsc", "dsc_gap", "resnet18"):
+        assert f"<td>{name}</td>" in table
+    baseline = next(s.run_id for s in specs.values() if s.strategy == "baseline")
+    mine = next(s.run_id for s in specs.values() if s.student == "dsc_gap")
+    labels, base = read_preds(root, baseline)
+    _, preds = read_preds(root, mine)
+    assert p_value(mcnemar(labels, base, preds)['p_value']) in table
+    assert "Open squares, for comparison: dsc, no teacher, resnet18 (teacher)." in table
+    assert (root / "report" / "figures" / "pareto-students.svg").is_file()
+
+
 def test_dsc_flops_match_hand_count():
     """2 x multiply-adds of DSC's six 2x2 convs and four dense layers at 32 px."""
     s, k = IMAGE_SIZE, 4  # 2x2 kernels

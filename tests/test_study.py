@@ -35,7 +35,8 @@ def test_shipped_study_configs_expand():
     students = load_study(CONFIGS / "study-students.yaml")
     assert {s.student for s in students.specs()} == {"dsc", "dsc_gap", "mobilenetv3_small_100", "efficientnet_b0",
                                                     "resnet18"}
-    assert sorted(s.teacher_cache for s in students.specs() if s.student == "dsc") == [0, 8]
+    assert sorted(s.teacher_cache for s in students.specs() if s.student == "dsc" and s.strategy == "standard") == [0, 8]
+    assert [s.strategy for s in students.specs() if "reference" in s.sweeps] == ["baseline"]
     assert len(paper.specs()) == 3 * 19 and paper.profile == "paper"
     assert {s.strategy for s in paper.specs()} == set(STRATEGIES.names())
     assert {s.optimizer for s in paper.specs()} == set(OPTIMIZERS.names())

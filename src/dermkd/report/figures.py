@@ -89,11 +89,17 @@ def per_class_bars(preds: dict[str, Predictions], stem: Path) -> Figure:
     return _save(fig, stem, "Per-class sensitivity (top) and precision (bottom), one-vs-rest, per run.")
 
 
-def pareto(points: dict[str, tuple[float, float, tuple[float, float] | None]], stem: Path) -> Figure:
+Point = tuple[float, float, tuple[float, float] | None]  # (latency ms, top-1, (ci low, ci high) or None)
+
+
+def pareto(points: dict[str, Point], stem: Path, references: dict[str, Point] | None = None) -> Figure:
     """Accuracy vs latency of students: `points[name] = (latency ms, top-1, (ci low, ci high))`.
 
     The Pareto front (no other student is both faster and more accurate) is joined by a line.
+    `references` (e.g. the student trained without a teacher, the teacher itself) are drawn
+    as open squares for comparison and take no part in the front.
     """
+    references = references or {}
     names = sorted(points, key=lambda n: points[n][0])
     front, best = [], -1.0
     for n in names:  # by latency, fastest first: on the front if more accurate than all faster ones
@@ -107,10 +113,15 @@ def pareto(points: dict[str, tuple[float, float, tuple[float, float] | None]], s
         err = None if ci is None else [[acc - ci[0]], [ci[1] - acc]]
         ax.errorbar([lat], [acc], yerr=err, fmt="o", capsize=3, color="C0" if n in front else "C7")
         ax.annotate(n, (lat, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    for n, (lat, acc, ci) in references.items():
+        err = None if ci is None else [[acc - ci[0]], [ci[1] - acc]]
+        ax.errorbar([lat], [acc], yerr=err, fmt="s", mfc="none", capsize=3, color="C3")
+        ax.annotate(n, (lat, acc), textcoords="offset points", xytext=(5, -10), fontsize=8, color="C3")
     ax.plot([points[n][0] for n in front], [points[n][1] for n in front], "--", color="C0", label="Pareto front")
     ax.set(xscale="log", xlabel="CPU latency, batch 1, one thread (ms, log scale)", ylabel="test top-1",
            title="Students taught by the same teacher: accuracy vs latency")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return _save(fig, stem, "Accuracy (95% bootstrap CI) against CPU latency of students distilled from the same "
-                            f"teacher; on the Pareto front: {', '.join(front)}.")
+                            f"teacher; on the Pareto front: {', '.join(front)}."
+                            + (f" Open squares, for comparison: {', '.join(references)}." if references else ""))

@@ -156,8 +156,29 @@ def students(study: StudyData, analysis: Analysis, meter: CostMeter, figures_dir
     section = Section(title, [*_failed_note(study, "students"),
                               Table("Students taught by the same teacher", header, rows, note.strip())])
     if len(points) >= 2:
-        section.blocks.append(figures.pareto(points, figures_dir / "pareto-students"))
+        section.blocks.append(figures.pareto(points, figures_dir / "pareto-students",
+                                             _pareto_references(study, analysis, meter, runs[0])))
     return section
+
+
+def _pareto_references(study: StudyData, analysis: Analysis, meter: CostMeter,
+                       run: RunRecord) -> dict[str, figures.Point]:
+    """What the students should be read against: the paper's student trained without a
+    teacher (the study's baseline run) and the teacher itself, where the study has them."""
+    spec = run.metrics["model"]
+    size, classes = int(spec["image_size"]), int(spec["num_classes"])
+    found: dict[str, figures.Point] = {}
+    baseline = analysis.baseline_for(run)
+    top1 = baseline.values.get("top1_accuracy") if baseline else None
+    if baseline is not None and top1 is not None:
+        name = baseline.axes["student"]
+        found[f"{name}, no teacher"] = (meter(name, size, classes).latency_ms, top1,
+                                        (analysis.ci(baseline) or {}).get("top1_accuracy"))
+    teacher = run.axes["teacher"]
+    own = (study.teachers.get(f"{teacher}-s{run.seed}") or {}).get("top1_accuracy")
+    if own is not None:
+        found[f"{teacher} (teacher)"] = (meter(teacher, size, classes).latency_ms, own, None)
+    return found
 
 
 def _cost_cells(meter: CostMeter, name: str, run: RunRecord, problems: list[str]) -> list[str]:
