@@ -99,6 +99,9 @@ def test_unknown_profile():
     ({"train": {"epochs": 0}}, "epochs must be >= 1"),
     ({"optim": {"momentum": 1.0}}, "momentum must be in [0, 1)"),
     ({"name": "a/b"}, "run name must be non-empty and contain no '/'"),
+    ({"train": {"precision": 32}}, "precision must be '32' or 'bf16-mixed' (a string, quoted in YAML), not 32"),
+    ({"train": {"precision": "fp16"}}, "precision must be '32' or 'bf16-mixed' (a string, quoted in YAML), "
+                                       "not 'fp16'"),
 ])
 def test_bad_config_values(overrides, message):
     with pytest.raises(DermkdError) as err:

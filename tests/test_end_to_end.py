@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from dermkd.config import build_config
@@ -106,6 +107,33 @@ def test_same_seed_same_result(tmp_path):
     assert metrics[0]["confusion_matrix"] == metrics[1]["confusion_matrix"]
     assert (tmp_path / "a" / "history.csv").read_text().split("\n")[1].rsplit(",", 1)[0] == \
         (tmp_path / "b" / "history.csv").read_text().split("\n")[1].rsplit(",", 1)[0]
+
+
+def test_bf16_mixed_kd_run_trains_fp32_weights(tmp_path):
+    """--precision bf16-mixed: a live-teacher KD run trains under autocast, keeps fp32
+    weights in its checkpoint and records the precision in its config."""
+    cfg = build_config("tiny", {"out_dir": str(tmp_path), "name": "bf16", "train": {"precision": "bf16-mixed"}})
+    data = load_data(cfg)
+    teacher = run_stage(dataclasses.replace(cfg, kd=dataclasses.replace(cfg.kd, strategy="baseline")), data,
+                        tmp_path / "teacher").run_dir
+    result = run_stage(cfg, data, tmp_path / "kd", teacher_source=teacher)
+    assert result.metrics["n"] == len(data.labels["test"]) and 0 <= result.metrics["top1_accuracy"] <= 1
+    assert yaml.safe_load((tmp_path / "kd" / "config.yaml").read_text())["train"]["precision"] == "bf16-mixed"
+    state = torch.load(tmp_path / "kd" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    weights = [v for v in _tensors(state) if v.is_floating_point()]
+    assert weights and all(v.dtype == torch.float32 for v in weights)
+
+
+def _tensors(obj):
+    """Every tensor in a nested checkpoint structure."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
 
 
 def test_student_learns_the_embedded_data(tmp_path):

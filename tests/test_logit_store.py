@@ -83,8 +83,22 @@ def test_store_is_reused_and_keyed_by_what_decides_it(tiny, tmp_path, monkeypatc
     changed = [store_key("b" * 64, data, 2, 0)[0], store_key("a" * 64, data, 3, 0)[0],
                store_key("a" * 64, data, 2, 1)[0],
                store_key("a" * 64, data, 2, 0, dataclasses.replace(DEFAULT_AUGMENT, degrees=10))[0],
-               store_key("a" * 64, dataclasses.replace(data, fingerprint="x"), 2, 0)[0]]
-    assert len({key, *changed}) == 6
+               store_key("a" * 64, dataclasses.replace(data, fingerprint="x"), 2, 0)[0],
+               store_key("a" * 64, data, 2, 0, precision="bf16-mixed")[0]]
+    assert len({key, *changed}) == 7
+
+
+def test_bf16_store_is_close_to_fp32_but_its_own(tiny, tmp_path):
+    """Under bf16 autocast the teacher's logits move by bfloat16 rounding, not more; the
+    store says which precision made it."""
+    _, data, teacher = tiny
+    fp32 = open_or_build(teacher, "a" * 64, data, views=2, seed=0, root=tmp_path)
+    bf16 = open_or_build(teacher, "a" * 64, data, views=2, seed=0, root=tmp_path, precision="bf16-mixed")
+    assert bf16.path != fp32.path and bf16.meta["key_parts"]["precision"] == "bf16-mixed"
+    assert torch.equal(bf16.params, fp32.params)  # the same views
+    a, b = fp32.logits.astype(np.float32), bf16.logits.astype(np.float32)
+    assert not np.array_equal(a, b)
+    assert np.abs(a - b).max() <= 0.05 * np.abs(a).max() + 1e-3
 
 
 def test_a_killed_build_leaves_no_store(tiny, tmp_path):

@@ -117,6 +117,9 @@ class OptimConfig:
         _check(self.plateau_patience >= 0, "plateau_patience must be >= 0")
 
 
+PRECISIONS = ("32", "bf16-mixed")  # Lightning's names
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 100
@@ -128,6 +131,11 @@ class TrainConfig:
     class_balance: Literal["none", "loss", "sampler"] = "none"
     threads: int | None = None  # torch intra-op threads; None = all cores
     accelerator: str = "auto"
+    # "32": fp32 throughout (the default, bit-reproducible). "bf16-mixed": bfloat16 autocast
+    # for the forward passes (student, live teacher, the teacher-logit store's build) with
+    # fp32 weights, optimizer and losses; about 1.7-2x the training speed on CPUs with AMX or
+    # AVX512-BF16 (docs/benchmarks.md), much slower on CPUs without them.
+    precision: Literal["32", "bf16-mixed"] = "32"
     limit_train_batches: int | float | None = None  # for smoke runs
     progress: bool = True
 
@@ -139,6 +147,8 @@ class TrainConfig:
                "early_stopping_patience must be >= 1")
         _check(self.threads is None or self.threads >= 1, "threads must be >= 1")
         _check(self.class_balance in ("none", "loss", "sampler"), "class_balance must be none, loss or sampler")
+        _check(self.precision in PRECISIONS, f"precision must be {' or '.join(map(repr, PRECISIONS))} (a string, "
+                                             f"quoted in YAML), not {self.precision!r}")
 
 
 @dataclass

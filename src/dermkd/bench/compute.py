@@ -2,7 +2,8 @@
 convolution FLOPs of forward + backward, counted by torch's FlopCounterMode, over the
 measured step time) against the peak fp32 matmul GFLOP/s of this machine measured in the
 same run; then the variants that could waste compute, each as a throughput ratio to the
-current default: memory layout, thread count, and how the 2x2 'same' convolution pads.
+current default: memory layout, thread count, bfloat16 autocast, and how the 2x2 'same'
+convolution pads.
 
 All variants start from the same weights and are timed in turns with the default.
 """
@@ -21,6 +22,7 @@ from dermkd.bench.common import BENCHMARKS, BenchContext, Figure, interleave
 from dermkd.bench.training import (CHANNELS_LAST, adamax, batch_size, datamodule, layout, run_config,
                                    student_factory, torch_threads, train_step)
 from dermkd.models.classifier import Classifier
+from dermkd.precision import autocast
 
 
 class CropConv2d(nn.Conv2d):
@@ -74,17 +76,24 @@ def compute(ctx: BenchContext) -> list[Figure]:
         with torch_threads(1):
             steps["default"]()
 
+    def bf16_step() -> None:  # the default model's step under --precision bf16-mixed
+        with autocast("bf16-mixed"):
+            steps["default"]()
+
     n = 256 if ctx.smoke else 2048
     a, b, c = torch.rand(n, n), torch.rand(n, n), torch.empty(n, n)
+    a16, b16, c16 = a.bfloat16(), b.bfloat16(), c.bfloat16()
     with torch_threads(ctx.threads), warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*padding='same' with even kernel.*")
         notes = {name: same_outputs(base, models[name], layout(x)) for name in PADDINGS}
         with FlopCounterMode(display=False) as counter:
             steps["default"]()
-        seconds = interleave({**steps, "1 thread": one_thread, "mm": lambda: torch.mm(a, b, out=c)},
+        seconds = interleave({**steps, "1 thread": one_thread, "bf16": bf16_step,
+                              "mm": lambda: torch.mm(a, b, out=c), "mm bf16": lambda: torch.mm(a16, b16, out=c16)},
                              reps=ctx.steps(5, 1))
     flops = counter.get_total_flops()
     achieved, peak = flops / seconds["default"] / 1e9, 2 * n**3 / seconds["mm"] / 1e9
+    peak_bf16 = 2 * n**3 / seconds["mm bf16"] / 1e9
     layouts = {True: "channels_last", False: "contiguous"}
     where = f"{ctx.image_size} px, batch {bs}, {ctx.threads} thread(s)"
 
@@ -99,6 +108,11 @@ def compute(ctx: BenchContext) -> list[Figure]:
                f"torch.mm {n}x{n} fp32 {peak:.1f} GFLOP/s", note=where),
         versus(layouts[not CHANNELS_LAST], "other layout", layouts[CHANNELS_LAST]),
         versus("1 thread", "1 thread", f"{ctx.threads} thread(s)"),
+        versus("bf16-mixed autocast", "bf16", "fp32",
+               f"{where}; --precision bf16-mixed; weights, optimizer and loss stay fp32"),
+        Figure("compute", "peak bf16 matmul GFLOP/s / peak fp32 matmul GFLOP/s", peak_bf16 / peak, "x",
+               f"torch.mm {n}x{n} bf16 {peak_bf16:.1f} vs fp32 {peak:.1f} GFLOP/s",
+               note="what the CPU offers bfloat16 (AMX / AVX512-BF16 where present)"),
         *(versus(name, name, "ZeroPad2d((0,1,0,1)) + Conv2d", f"{where}; {notes[name]} for the same weights")
           for name in PADDINGS),
     ]

@@ -1,7 +1,9 @@
 """What distillation costs per epoch: KD with a live teacher, and KD from the
 teacher-logit store, each against training the student alone (same student weights,
-data, batch, threads; dermkd's real training path). With two finished runs (the same KD
-run with a live teacher and with the store), also what the store costs in accuracy.
+data, batch, threads; dermkd's real training path), and what bfloat16 autocast
+(`--precision bf16-mixed`) saves on the student alone and on live KD. With two finished
+runs (the same KD run with a live teacher and with the store), also what the store costs
+in accuracy.
 
 Timed: epochs of the same number of batches, runs interleaved, medians. The store's
 one-time build is reported beside the epoch time it saves, as a break-even epoch count.
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from dermkd.bench.common import BENCHMARKS, BenchContext, Figure, check, interleave
 from dermkd.bench.training import batch_size, datamodule, dermkd_fit, run_config, student_factory, torch_threads
+from dermkd.config import RunConfig
 from dermkd.distill.logit_store import open_or_build
 from dermkd.distill.strategies import Teacher, checkpoint_teacher
 from dermkd.evaluate.stats import bootstrap_ci, mcnemar, paired_accuracy_difference
@@ -52,6 +55,8 @@ def distill(ctx: BenchContext) -> list[Figure]:
             "student": lambda: dermkd_fit(fresh(), datamodule(ctx), cfg, batches),
             "live": lambda: dermkd_fit(fresh(), datamodule(ctx), kd_cfg, batches, teacher=teacher),
             "store": lambda: dermkd_fit(fresh(), datamodule(ctx, store=store), kd_cfg, batches),
+            "student bf16": lambda: dermkd_fit(fresh(), datamodule(ctx), bf16(cfg), batches),
+            "live bf16": lambda: dermkd_fit(fresh(), datamodule(ctx), bf16(kd_cfg), batches, teacher=teacher),
         }, reps=reps, warmup=1)
     rate = {k: batches * bs / s for k, s in seconds.items()}  # img/s over the timed epoch
     live, stored = seconds["live"] / seconds["student"], seconds["store"] / seconds["student"]
@@ -65,6 +70,11 @@ def distill(ctx: BenchContext) -> list[Figure]:
                f"student {rate['student']:.1f} img/s, live KD {rate['live']:.1f} img/s", note=setup),
         Figure("distill", f"KD epoch time / student-only, teacher-logit store (K={VIEWS})", stored, "x",
                f"student {rate['student']:.1f} img/s, store KD {rate['store']:.1f} img/s", target, met, setup),
+        Figure("distill", "student-only epoch time, bf16-mixed / fp32", seconds["student bf16"] / seconds["student"],
+               "x", f"fp32 {rate['student']:.1f} img/s, bf16-mixed {rate['student bf16']:.1f} img/s", note=setup),
+        Figure("distill", "live-teacher KD epoch time, bf16-mixed / fp32", seconds["live bf16"] / seconds["live"],
+               "x", f"fp32 {rate['live']:.1f} img/s, bf16-mixed {rate['live bf16']:.1f} img/s",
+               note=f"{setup}; bf16-mixed: --precision bf16-mixed, autocast over student and teacher forwards"),
         Figure("distill", "store build (one-off) / epoch time it saves", build / saved if saved > 0 else float("inf"),
                "epochs", f"build {build:.1f} s for {n_train} x {VIEWS} views; saves {saved:.1f} s per epoch of "
                f"{n_train} images", note="after this many epochs the store has paid for itself"),
@@ -72,6 +82,11 @@ def distill(ctx: BenchContext) -> list[Figure]:
     if ctx.live_run is not None and ctx.store_run is not None:
         figures += store_accuracy(ctx.live_run, ctx.store_run)
     return figures
+
+
+def bf16(cfg: RunConfig) -> RunConfig:
+    """`cfg` with bfloat16 autocast (`--precision bf16-mixed`)."""
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision="bf16-mixed"))
 
 
 def store_accuracy(live_run: Path, store_run: Path) -> list[Figure]:

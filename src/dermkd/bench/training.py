@@ -150,7 +150,7 @@ def dermkd_fit(model: Classifier, dm: DermDataModule, cfg: RunConfig, batches: i
             max_epochs=1, accelerator="cpu", devices=1, callbacks=[clock, *(callbacks or [])], logger=False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
             num_sanity_val_steps=0, limit_train_batches=batches, limit_val_batches=0, log_every_n_steps=1,
-            deterministic="warn",
+            deterministic="warn", precision=cfg.train.precision,
         )
         trainer.fit(lit, datamodule=dm)
     return clock.seconds

@@ -37,10 +37,11 @@ from dermkd.data.prepare import PreparedData
 from dermkd.distill.strategies import Teacher
 from dermkd.errors import DermkdError
 from dermkd.io import cache_dir, read_json, write_json
+from dermkd.precision import autocast
 
 log = logging.getLogger(__name__)
 
-STORE_VERSION = "dermkd-teacher-logits-v1"
+STORE_VERSION = "dermkd-teacher-logits-v2"  # v2: the key records the forward passes' precision
 
 
 @dataclass
@@ -61,14 +62,14 @@ class LogitStore:
 
 
 def store_key(teacher_sha256: str, data: PreparedData, views: int, seed: int,
-              augment: AugmentConfig = DEFAULT_AUGMENT) -> tuple[str, dict[str, Any]]:
+              augment: AugmentConfig = DEFAULT_AUGMENT, precision: str = "32") -> tuple[str, dict[str, Any]]:
     """(key, the parts it hashes)."""
     train = data.images["train"]
     parts = {
         "version": STORE_VERSION, "teacher_sha256": teacher_sha256, "data_fingerprint": data.fingerprint,
         "train_images_sha256": hashlib.sha256(train.contiguous().numpy().tobytes()).hexdigest(),
         "image_size": data.image_size, "classes": data.classes, "views": views, "seed": seed,
-        "augment": augment.to_dict(), "params": list(PARAMS),
+        "augment": augment.to_dict(), "params": list(PARAMS), "precision": precision,
     }
     text = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32], json.loads(text)  # as meta.json will read back
@@ -76,12 +77,13 @@ def store_key(teacher_sha256: str, data: PreparedData, views: int, seed: int,
 
 def open_or_build(teacher: Teacher, teacher_sha256: str, data: PreparedData, views: int, seed: int, *,
                   augment: AugmentConfig = DEFAULT_AUGMENT, root: Path | None = None,
-                  batch_size: int = 64) -> LogitStore:
-    """The store for this (teacher, data, views, seed, augmentation), built if it does not exist yet."""
+                  batch_size: int = 64, precision: str = "32") -> LogitStore:
+    """The store for this (teacher, data, views, seed, augmentation, precision of the teacher's
+    forward passes), built if it does not exist yet."""
     if views < 1:
         raise DermkdError(f"--teacher-cache must be >= 1 views per image, not {views}")
     root = Path(root) if root is not None else cache_dir() / "teacher-logits"
-    key, parts = store_key(teacher_sha256, data, views, seed, augment)
+    key, parts = store_key(teacher_sha256, data, views, seed, augment, precision)
     final = root / key
     if not (final / "meta.json").is_file():
         partial = root / f"{key}.partial-{os.getpid()}"
@@ -114,7 +116,8 @@ def _build(folder: Path, teacher: Teacher, data: PreparedData, parts: dict[str, 
                                        shape=(n, k, len(data.classes)))
     teacher.eval().to(memory_format=torch.channels_last)
     flat = [(i, j) for i in range(n) for j in range(k)]
-    with torch.inference_mode():
+    device = next(teacher.parameters(), torch.empty(0)).device.type
+    with torch.inference_mode(), autocast(parts["precision"], device):
         for start in range(0, len(flat), batch_size):
             chunk = flat[start:start + batch_size]
             x = torch.stack([apply_view(images[i], params[i, j], size) for i, j in chunk])

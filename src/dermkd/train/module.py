@@ -57,11 +57,11 @@ class LitClassifier(L.LightningModule):
         the teacher's logits (B, C) for exactly these views."""
         x, y, *stored = batch
         x = self._layout(x)
-        logits = self.model(x)
+        logits = self.model(x).float()  # losses in fp32, also under bf16 autocast
         if stored:
-            teacher_logits = stored[0].to(logits.dtype)
+            teacher_logits = stored[0].float()
         else:
-            teacher_logits = self.teacher(x, y) if self.teacher is not None else None
+            teacher_logits = self.teacher(x, y).float() if self.teacher is not None else None
         parts = self.criterion(logits, y, teacher_logits)
         self.train_acc(logits.detach(), y)
         self.log_dict({f"train_{k}": v.detach() for k, v in parts.items()}, on_step=False, on_epoch=True,
@@ -71,7 +71,7 @@ class LitClassifier(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        logits = self(x)
+        logits = self(x).float()
         # Validation scores the hard-label objective only, so runs of every strategy compare.
         self.log("val_loss", self.criterion.hard(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
         self.val_acc(logits, y)

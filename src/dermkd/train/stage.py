@@ -143,6 +143,7 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teache
         enable_progress_bar=cfg.train.progress, enable_model_summary=False, num_sanity_val_steps=0,
         limit_train_batches=cfg.train.limit_train_batches, log_every_n_steps=1,
         deterministic="warn",  # deterministic kernels where they exist, a warning where not
+        precision=cfg.train.precision,
     )
     last = ckpt_dir / "last.ckpt"
     trainer.fit(lit, datamodule=dm, ckpt_path=str(last) if resume and last.is_file() else None)
@@ -166,7 +167,7 @@ def _teacher_store(teacher, teacher_record: dict | None, data: PreparedData, cfg
     if teacher is None or not (teacher_record or {}).get("sha256"):
         raise DermkdError(f"--teacher-cache needs a trained teacher network; strategy {cfg.kd.strategy!r} has none")
     return open_or_build(teacher, teacher_record["sha256"], data, cfg.kd.teacher_cache, cfg.train.seed,
-                         batch_size=2 * cfg.train.batch_size)
+                         batch_size=2 * cfg.train.batch_size, precision=cfg.train.precision)
 
 
 def _now() -> str:
