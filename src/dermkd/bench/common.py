@@ -35,6 +35,9 @@ class Figure:
     target: str = ""  # e.g. ">= 0.90"; empty: reported, no target
     met: bool | None = None  # None: no target
     note: str = ""
+    # (row, column) of this figure in its benchmark's summary grid, e.g. ("student dsc onnx",
+    # "batch-1 p50 ms"); None: the figure is in the full table only
+    cell: tuple[str, str] | None = None
 
 
 @dataclass

@@ -151,11 +151,12 @@ def measure(subject: Subject, ctx: BenchContext) -> list[Figure]:
     weights_mb = sum(t.numel() * t.element_size() for t in subject.source.model.state_dict().values()) / 1e6
 
     def row(backend: str, what: str, value: float, unit: str, eager_value: float, faster: float) -> Figure:
-        name = f"{subject.label} {backend}: {what}"
+        name, cell = f"{subject.label} {backend}: {what}", (f"{subject.label} {backend}", f"{what} ({unit})")
         if backend == EAGER:
             return Figure(BENCH, name, value, unit, "the reference of this model's rows (same run, in turns)",
-                          note=where)
-        return Figure(BENCH, name, value, unit, f"eager {eager_value:.3g} {unit}; {faster:.2f}x as fast", note=where)
+                          note=where, cell=cell)
+        return Figure(BENCH, name, value, unit, f"eager {eager_value:.3g} {unit}; {faster:.2f}x as fast", note=where,
+                      cell=cell)
 
     figures = []
     for k in run:
@@ -168,7 +169,8 @@ def measure(subject: Subject, ctx: BenchContext) -> list[Figure]:
             mb = run[k].file_mb
             figures.append(Figure(BENCH, f"{subject.label} {k}: model file size", mb, "MB",
                                   f"eager fp32 weights {weights_mb:.3g} MB; this file {mb / weights_mb:.2f}x that",
-                                  note=f"{where}; export {run[k].export_s:.1f} s"))
+                                  note=f"{where}; export {run[k].export_s:.1f} s",
+                                  cell=(f"{subject.label} {k}", "file (MB)")))
     if subject.trained:
         figures += accuracy(subject, {k: b.predict for k, b in run.items()}, ctx.batch_size, where)
     return figures
@@ -181,13 +183,16 @@ def accuracy(subject: Subject, run: dict[str, Predictor], batch_size: int, where
     correct = {k: 100.0 * float(np.mean(v == labels)) for k, v in predicted.items()}
     n = f"test split, n={len(labels)}"
     figures = [Figure(BENCH, f"{subject.label} {EAGER}: top-1", correct[EAGER], "%",
-                      f"{n}; the reference of the changes below", note=where)]
+                      f"{n}; the reference of the changes below", note=where,
+                      cell=(f"{subject.label} {EAGER}", "top-1 (%)"))]
     for k in BACKENDS:
         agree = 100.0 * float(np.mean(predicted[k] == predicted[EAGER]))
         figures += [
             Figure(BENCH, f"{subject.label} {k}: top-1 change vs eager", correct[k] - correct[EAGER], "points",
-                   f"top-1 {correct[k]:.1f}% vs eager {correct[EAGER]:.1f}% ({n})", note=where),
-            Figure(BENCH, f"{subject.label} {k}: same prediction as eager", agree, "%", n, note=where),
+                   f"top-1 {correct[k]:.1f}% vs eager {correct[EAGER]:.1f}% ({n})", note=where,
+                   cell=(f"{subject.label} {k}", "top-1 change vs eager (points)")),
+            Figure(BENCH, f"{subject.label} {k}: same prediction as eager", agree, "%", n, note=where,
+                   cell=(f"{subject.label} {k}", "same prediction as eager (%)")),
         ]
     return figures
 

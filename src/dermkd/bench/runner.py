@@ -76,6 +76,21 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _grid(rows: list[Figure]) -> list[str]:
+    """The summary grid of the figures that name a cell (rows and columns in order of first
+    appearance), then a blank line; nothing when none does."""
+    cells = {f.cell: f for f in rows if f.cell is not None}
+    if not cells:
+        return []
+    names = list(dict.fromkeys(r for r, _ in cells))
+    columns = list(dict.fromkeys(c for _, c in cells))
+    lines = ["| " + " | ".join(("", *map(_cell, columns))) + " |", "|" + "---|" * (len(columns) + 1)]
+    for name in names:
+        values = [fmt(cells[(name, c)].value) if (name, c) in cells else "" for c in columns]
+        lines.append("| " + " | ".join((_cell(name), *values)) + " |")
+    return lines + ["", "Every figure, with its reference:", ""]
+
+
 def render_markdown(figures: list[Figure], machine: dict[str, object], command: str, ctx: BenchContext,
                     date: str) -> str:
     data = str(ctx.data_root) if ctx.data_root is not None else "embedded synthetic data"
@@ -94,16 +109,16 @@ def render_markdown(figures: list[Figure], machine: dict[str, object], command: 
     ]
     for bench in dict.fromkeys(f.bench for f in figures):
         rows = [f for f in figures if f.bench == bench]
-        lines += ["", f"## {bench}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        lines += ["", f"## {bench}", ""] + _grid(rows)
+        notes = list(dict.fromkeys(f.note for f in rows if f.note))  # a note shared by several rows is printed once
+        number = {note: i for i, note in enumerate(notes, 1)}
+        lines += ["| " + " | ".join((*COLUMNS, "note")) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
         for f in rows:
-            cells = (f.name, fmt(f.value), f.unit, f.reference, f.target, _met(f))
+            cells = (f.name, fmt(f.value), f.unit, f.reference, f.target, _met(f),
+                     f"[{number[f.note]}]" if f.note else "")
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-        notes: dict[str, list[str]] = {}  # a note shared by several figures is printed once
-        for f in rows:
-            if f.note:
-                notes.setdefault(f.note, []).append(f.name)
         if notes:
-            lines += [""] + [f"- {'; '.join(names)}: {note}" for note, names in notes.items()]
+            lines += [""] + [f"{number[note]}. {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 
