@@ -25,10 +25,12 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
 # Speed and memory figures, each beside a reference measured in the same run;
-# writes docs/benchmarks.md and docs/benchmarks.json (about 10-15 minutes on 2 cores).
-# Accuracy columns need trained runs, e.g. BENCH_ARGS="--student-run R --teacher-run T
-# --live-run L --store-run S" (see docs/results/bench-preliminary.md).
-BENCH_ARGS ?=
+# writes docs/benchmarks.md and docs/benchmarks.json (about 10 minutes on 2 cores).
+# The accuracy columns (export formats, store vs live teacher) need trained runs: by
+# default those of the students study, when it has run here
+# (dermkd study src/dermkd/configs/study-students.yaml, about 45 minutes).
+STUDENTS   ?= runs/cpu-students
+BENCH_ARGS ?= $(if $(wildcard $(STUDENTS)/results.csv),--study $(STUDENTS),)
 bench: $(STAMP)
 	$(VENV)/bin/dermkd bench $(BENCH_ARGS)
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 
 from dermkd.bench.common import BenchContext, Figure, check, interleave, machine
 from dermkd.bench.runner import ordered_names, run_benchmarks, write_markdown
 from dermkd.bench.suite import ORDER
+from dermkd.errors import DermkdError
 
 OURS = ["framework", "distill", "datapath", "compute", "memory", "scaling"]  # inference: tests/test_export.py
 
@@ -144,3 +146,33 @@ def test_store_accuracy_pairs_the_two_runs_on_the_same_images(tmp_path):
     (tmp_path / "store" / "predictions.csv").write_text("path,label,pred,p_A\nother.jpg,0,0,1\n")
     with pytest.raises(ValueError, match="not tested on the same images"):
         store_accuracy(tmp_path / "live", tmp_path / "store")
+
+
+def _fake_students_study(root: Path, with_store: bool = True) -> None:
+    """results.csv of a students study's `store` sweep, and the files the benchmark reads."""
+    rows = [("live-s0", "0", "store"), ("gap-tc8-s0", "8", "students")] + ([("store-tc8-s0", "8", "store,students")]
+                                                                          if with_store else [])
+    root.mkdir(parents=True)
+    lines = ["run,strategy,teacher,student,seed,teacher_cache,sweeps,status"]
+    lines += [f'{run},standard,resnet50,dsc,0,{k},"{sweeps}",done' for run, k, sweeps in rows]
+    (root / "results.csv").write_text("\n".join(lines) + "\n")
+    for run in [r for r, _, _ in rows] + ["../teachers/resnet50-s0"]:
+        (root / "runs" / run / "checkpoints").mkdir(parents=True)
+        (root / "runs" / run / "checkpoints" / "best.ckpt").write_bytes(b"x")
+        (root / "runs" / run / "predictions.csv").write_text("path,label,pred\n")
+
+
+def test_bench_finds_its_runs_in_a_students_study(tmp_path):
+    from dermkd.bench.study_runs import runs_from_study
+
+    _fake_students_study(tmp_path / "s")
+    found = runs_from_study(tmp_path / "s")
+    assert found == {"student_run": tmp_path / "s" / "runs" / "live-s0", "live_run": tmp_path / "s" / "runs" / "live-s0",
+                     "store_run": tmp_path / "s" / "runs" / "store-tc8-s0",
+                     "teacher_run": tmp_path / "s" / "teachers" / "resnet50-s0"}
+    (found["teacher_run"] / "checkpoints" / "best.ckpt").unlink()
+    with pytest.raises(DermkdError, match="resnet50-s0: no checkpoints/best.ckpt"):
+        runs_from_study(tmp_path / "s")
+    _fake_students_study(tmp_path / "t", with_store=False)
+    with pytest.raises(DermkdError, match="no finished pair of `store` sweep runs"):
+        runs_from_study(tmp_path / "t")

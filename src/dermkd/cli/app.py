@@ -357,6 +357,8 @@ def bench(
     live_run: Annotated[Optional[Path], typer.Option(help="A KD run with a live teacher ...")] = None,
     store_run: Annotated[Optional[Path], typer.Option(help="... and the same run with --teacher-cache: the store's "
                                                            "accuracy cost.")] = None,
+    study: Annotated[Optional[Path], typer.Option(help="A finished students study (study-students.yaml): the four "
+                                                       "runs above are taken from it; explicit flags win.")] = None,
     out: Annotated[Path, typer.Option(help="Markdown to write (a .json sidecar goes beside it).")] = Path(
         "docs/benchmarks.md"),
     write: Annotated[bool, typer.Option("--write/--no-write", help="Write OUT, or only print the table.")] = True,
@@ -373,6 +375,12 @@ def bench(
     from dermkd.bench.runner import ordered_names, print_table, run_benchmarks, write_markdown
 
     names = ordered_names(only)  # an unknown name fails here, before any data is read
+    if study is not None:
+        from dermkd.bench.study_runs import runs_from_study
+
+        found = runs_from_study(study)
+        student_run, teacher_run = student_run or found["student_run"], teacher_run or found["teacher_run"]
+        live_run, store_run = live_run or found["live_run"], store_run or found["store_run"]
     if data is None and not smoke and ISIC_TRAIN.is_dir():
         data = ISIC_TRAIN
     ctx = BenchContext(size="smoke" if smoke else "full", data_root=data,
