@@ -15,29 +15,20 @@ import argparse
 import statistics
 from pathlib import Path
 
-import numpy as np
-
-from dermkd.evaluate.stats import bootstrap_ci, mcnemar, paired_accuracy_difference, paired_wilcoxon
-from dermkd.report.loading import read_history, read_predictions
+from dermkd.evaluate.stats import paired_wilcoxon
+from dermkd.report.loading import read_history
+from dermkd.report.paired import compare_runs
 
 
 def pair_row(a: Path, b: Path) -> dict[str, float | str]:
-    pa, pb = read_predictions(a / "predictions.csv"), read_predictions(b / "predictions.csv")
-    if list(pa.paths) != list(pb.paths):
-        raise SystemExit(f"{a} and {b} were not tested on the same images")
-    c = len(pa.codes)
-    ci_a = bootstrap_ci(pa.labels, pa.preds, c)["top1_accuracy"]
-    ci_b = bootstrap_ci(pb.labels, pb.preds, c)["top1_accuracy"]
-    diff, lo, hi = paired_accuracy_difference(pa.labels, pa.preds, pb.preds)
+    pair = compare_runs(a, b)
+    (top1_a, top1_b), (ci_a, ci_b), (lo, hi) = pair.top1, pair.ci, pair.diff_ci
     return {
-        "a": f"{np.mean(pa.preds == pa.labels):.3f} [{ci_a[0]:.3f}, {ci_a[1]:.3f}]",
-        "b": f"{np.mean(pb.preds == pb.labels):.3f} [{ci_b[0]:.3f}, {ci_b[1]:.3f}]",
-        "diff": diff, "ci": f"[{100 * lo:+.1f}, {100 * hi:+.1f}]",
-        "p": mcnemar(pa.labels, pa.preds, pb.preds)["p_value"],
-        "top1_a": float(np.mean(pa.preds == pa.labels)), "top1_b": float(np.mean(pb.preds == pb.labels)),
+        "a": f"{top1_a:.3f} [{ci_a[0]:.3f}, {ci_a[1]:.3f}]", "b": f"{top1_b:.3f} [{ci_b[0]:.3f}, {ci_b[1]:.3f}]",
+        "diff": pair.diff, "ci": f"[{100 * lo:+.1f}, {100 * hi:+.1f}]", "p": pair.p_value,
+        "top1_a": top1_a, "top1_b": top1_b, "n": pair.n,
         "sec_a": statistics.median(read_history(a / "history.csv")["seconds"]),
         "sec_b": statistics.median(read_history(b / "history.csv")["seconds"]),
-        "n": len(pa.labels),
     }
 
 

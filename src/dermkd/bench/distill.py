@@ -20,9 +20,8 @@ from dermkd.bench.training import batch_size, datamodule, dermkd_fit, run_config
 from dermkd.config import RunConfig
 from dermkd.distill.logit_store import open_or_build
 from dermkd.distill.strategies import Teacher, checkpoint_teacher
-from dermkd.evaluate.stats import bootstrap_ci, mcnemar, paired_accuracy_difference
 from dermkd.models import create_model
-from dermkd.report.loading import read_predictions
+from dermkd.report.paired import compare_runs
 
 TARGET = 1.15  # KD from the store / student alone, epoch time
 TEACHER = "resnet50"
@@ -91,19 +90,12 @@ def bf16(cfg: RunConfig) -> RunConfig:
 
 def store_accuracy(live_run: Path, store_run: Path) -> list[Figure]:
     """Top-1 of the same KD run with the live teacher and with the store, on the same test images."""
-    live, store = read_predictions(live_run / "predictions.csv"), read_predictions(store_run / "predictions.csv")
-    if list(live.paths) != list(store.paths):
-        raise ValueError(f"{live_run} and {store_run} were not tested on the same images")
-    n, c = len(live.labels), len(live.codes)
-    diff, lo, hi = paired_accuracy_difference(live.labels, live.preds, store.preds)
-    test = mcnemar(live.labels, live.preds, store.preds)
-    figures = []
-    for name, p in (("live teacher", live), ("teacher-logit store", store)):
-        top1 = float((p.preds == p.labels).mean())
-        ci = bootstrap_ci(p.labels, p.preds, c)["top1_accuracy"]
-        figures.append(Figure("distill", f"top-1, KD from the {name}", top1, "top-1",
-                              f"95% CI [{ci[0]:.3f}, {ci[1]:.3f}], n={n}"))
-    figures.append(Figure("distill", "top-1 change, store - live", diff * 100, "points",
-                          f"paired 95% CI [{lo * 100:+.1f}, {hi * 100:+.1f}]; McNemar p = {test['p_value']:.3f}",
+    pair = compare_runs(live_run, store_run)
+    figures = [Figure("distill", f"top-1, KD from the {name}", top1, "top-1",
+                      f"95% CI [{ci[0]:.3f}, {ci[1]:.3f}], n={pair.n}")
+               for name, top1, ci in zip(("live teacher", "teacher-logit store"), pair.top1, pair.ci)]
+    lo, hi = pair.diff_ci
+    figures.append(Figure("distill", "top-1 change, store - live", pair.diff * 100, "points",
+                          f"paired 95% CI [{lo * 100:+.1f}, {hi * 100:+.1f}]; McNemar p = {pair.p_value:.3f}",
                           note=f"{store_run.name} vs {live_run.name}"))
     return figures

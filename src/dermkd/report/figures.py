@@ -108,15 +108,17 @@ def pareto(points: dict[str, Point], stem: Path, references: dict[str, Point] | 
             best = points[n][1]
     fig = MplFigure(figsize=(6.4, 4.2))
     ax = fig.subplots()
+
+    def draw(name: str, point: Point, marker: dict[str, object], label: dict[str, object]) -> None:
+        lat, acc, ci = point
+        err = None if ci is None else [[acc - ci[0]], [ci[1] - acc]]
+        ax.errorbar([lat], [acc], yerr=err, capsize=3, **marker)
+        ax.annotate(name, (lat, acc), textcoords="offset points", fontsize=8, **label)
+
     for n in names:
-        lat, acc, ci = points[n]
-        err = None if ci is None else [[acc - ci[0]], [ci[1] - acc]]
-        ax.errorbar([lat], [acc], yerr=err, fmt="o", capsize=3, color="C0" if n in front else "C7")
-        ax.annotate(n, (lat, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    for n, (lat, acc, ci) in references.items():
-        err = None if ci is None else [[acc - ci[0]], [ci[1] - acc]]
-        ax.errorbar([lat], [acc], yerr=err, fmt="s", mfc="none", capsize=3, color="C3")
-        ax.annotate(n, (lat, acc), textcoords="offset points", xytext=(5, -10), fontsize=8, color="C3")
+        draw(n, points[n], {"fmt": "o", "color": "C0" if n in front else "C7"}, {"xytext": (5, 4)})
+    for n, point in references.items():
+        draw(n, point, {"fmt": "s", "mfc": "none", "color": "C3"}, {"xytext": (5, -10), "color": "C3"})
     ax.plot([points[n][0] for n in front], [points[n][1] for n in front], "--", color="C0", label="Pareto front")
     ax.set(xscale="log", xlabel="CPU latency, batch 1, one thread (ms, log scale)", ylabel="test top-1",
            title="Students taught by the same teacher: accuracy vs latency")
