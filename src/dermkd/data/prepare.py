@@ -21,7 +21,7 @@ from dermkd.data.audit.groups import UnionFind
 from dermkd.data.images import decode_all, stack_chw
 from dermkd.data.layouts import LAYOUTS
 from dermkd.data.scan import Sample, scan_folders
-from dermkd.data.splits import SPLITS, SplitReport, SplitRow, read_split, stratified_group_split
+from dermkd.data.splits import SPLITS, SplitReport, SplitRow, read_split, source_order, stratified_group_split
 from dermkd.data.synthetic import generate_dataset
 from dermkd.data.taxonomy import binary_label, class_order, resolve
 from dermkd.errors import DermkdError
@@ -95,9 +95,10 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
             rels, [s.label for s, _ in pool], keys, val_fraction=cfg.val_fraction,
             test_fraction=0.0 if cfg.test_root else cfg.test_fraction, seed=seed, policy=cfg.conflict_policy,
             folds=cfg.folds, fold=cfg.fold,
+            order=source_order(rels) if cfg.split_strategy == "source-shift" else None,
         )
         rows = rep.rows + [SplitRow(s.rel, s.label, "test") for s, _ in ok if s.rel.startswith(EXTERNAL_TEST)]
-        report = {"split_source": "new", "grouping": f"near duplicates <= {cfg.near_threshold}"
+        report = {"split_source": "new", "split_strategy": cfg.split_strategy, "grouping": f"near duplicates <= {cfg.near_threshold}"
                   if cfg.near_duplicates else "identical files", "duplicate_groups": rep.duplicate_groups,
                   "conflict_groups": rep.conflict_groups, "conflict_files_dropped": len(rep.dropped)}
         if cfg.folds:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,16 +74,40 @@ def group_by_key(paths: list[str], labels: list[str], keys: list[str], policy: s
     return kept, report
 
 
+def source_order(paths: list[str]) -> list[int]:
+    """The source-shift split's ordering key per file: the ISIC id in its name (the
+    archive numbers images as they arrive, so a low id is an old image, usually from
+    another source and year), or failing that the last number in the file name."""
+    keys = []
+    for path in paths:
+        name = Path(path).name
+        match = ISIC_ID.search(name) or LAST_NUMBER.search(name)
+        if match is None:
+            raise DermkdError(f"the source-shift split orders images by the ISIC id in their names; {path} has none")
+        keys.append(int(match.group(1)))
+    return keys
+
+
+ISIC_ID = re.compile(r"ISIC_0*(\d+)")
+LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
 def stratified_group_split(
     paths: list[str], labels: list[str], keys: list[str], *,
     val_fraction: float, test_fraction: float, seed: int, policy: str = "drop",
-    folds: int | None = None, fold: int = 0,
+    folds: int | None = None, fold: int = 0, order: list[int] | None = None,
 ) -> SplitReport:
     """Per class, a seeded permutation of the groups (`keys`) goes to test, val, train.
 
     With `folds` (stratified grouped k-fold), the permutation is dealt into `folds`
     folds round-robin; fold `fold` is the test split and `val_fraction` of the groups of
     the others is the validation split. Every group is a test group in exactly one fold.
+
+    With `order` (one number per file, e.g. `source_order`), the split is a source-shift
+    split: per class the groups with the lowest order (a group's is its smallest) are the
+    test split, and with `folds` the folds are consecutive blocks of that order, so each
+    test fold is one era of the archive. The validation split is still drawn at random
+    from the rest: model selection sees only the training sources, as it would in use.
     """
     groups, report = group_by_key(paths, labels, keys, policy)
     by_class: dict[str, list[list[int]]] = defaultdict(list)
@@ -91,17 +116,25 @@ def stratified_group_split(
     rng = np.random.default_rng(seed)
     for label in sorted(by_class):
         class_groups = sorted(by_class[label], key=lambda m: paths[m[0]])
-        order = rng.permutation(len(class_groups))
         n = len(class_groups)
-        if folds:
-            test = [g for rank, g in enumerate(order) if rank % folds == fold]
-            rest = [g for rank, g in enumerate(order) if rank % folds != fold]
-            order = np.array(test + rest, dtype=np.int64)
+        if order is None:
+            ranked = rng.permutation(n)
+            in_test = [rank % folds == fold for rank in range(n)] if folds else None
+        else:  # oldest first; ties broken by path (the sort above)
+            ranked = np.array(sorted(range(n), key=lambda g: min(order[i] for i in class_groups[g])), dtype=np.int64)
+            in_test = [rank * folds // n == fold for rank in range(n)] if folds else None
+        if in_test is not None:
+            test = [g for rank, g in enumerate(ranked) if in_test[rank]]
+            rest = [g for rank, g in enumerate(ranked) if not in_test[rank]]
             n_test = len(test)
         else:
             n_test = _share(n, test_fraction, n)
+            test, rest = list(ranked[:n_test]), list(ranked[n_test:])
+        if order is not None:  # validation: random among the non-test groups
+            rest = list(rng.permutation(np.array(rest, dtype=np.int64))) if rest else []
+        ranked = np.array(test + rest, dtype=np.int64)
         n_val = _share(n, val_fraction, n - n_test)
-        for rank, g in enumerate(order):
+        for rank, g in enumerate(ranked):
             split = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
             report.rows.extend(SplitRow(paths[i], label, split) for i in class_groups[g])
     report.rows.sort(key=lambda r: r.path)

@@ -32,6 +32,7 @@ class Classifier(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.frozen: list[str] = []  # names of sub-modules kept in eval mode
+        self.weights: dict = {"source": "random"}  # where the initial weights came from (models.pretrained)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> logits (B, num_classes)."""
@@ -65,6 +66,7 @@ class Classifier(nn.Module):
             "input_range": [0.0, 1.0],
             "parameters": count_parameters(self),
             "trainable_parameters": count_parameters(self, trainable_only=True),
+            "initial_weights": self.weights,
         }
 
 

@@ -1,9 +1,11 @@
-"""Loading pretrained weights: the timm hub for users with internet, or a local file.
+"""Loading a weights file, checked key by key (see `models.pretrained` for where
+ImageNet weights come from).
 
 A local file is read with timm's reader (.pth/.pt/.bin/.safetensors, nested
 'state_dict'/'model' keys unwrapped) and checked key by key: a classifier of another
 size is dropped (it is re-initialised for our classes), any other missing or unexpected
-key is an error naming the file, never a silent partial load.
+key is an error naming the file, never a silent partial load. A file with foreign key
+names (another port of the same network) is renamed first by the `remap` declared beside its source.
 """
 
 from __future__ import annotations
@@ -11,21 +13,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import timm
+import torch
 from torch import nn
 
 from dermkd.errors import DermkdError
+from dermkd.models.remap import Remap
 
 
-def load_weights_file(net: nn.Module, path: str | Path, classifier: str) -> None:
+def load_weights_file(net: nn.Module, path: str | Path, classifier: str, remap: Remap | None = None) -> None:
     """Load `path` into `net`; `classifier` names the layer that may differ in size."""
     path = Path(path)
-    classifier_prefixes = (classifier + ".",)
     if not path.is_file():
         raise DermkdError(f"weights file not found: {path}")
     try:
         state = timm.models.load_state_dict(str(path), weights_only=True)
     except Exception as exc:  # unreadable, truncated, or not a weights file
         raise DermkdError(f"cannot read weights file {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if remap is not None:
+        state = remap(state, net)
+    load_state_checked(net, state, classifier, f"weights file {path}")
+
+
+def load_state_checked(net: nn.Module, state: dict[str, torch.Tensor], classifier: str, what: str) -> None:
+    """Load `state` into `net`: only the classifier may be missing or of another size."""
+    classifier_prefixes = (classifier + ".",)
     own = net.state_dict()
     dropped = [k for k in state if k.startswith(classifier_prefixes) and k in own and state[k].shape != own[k].shape]
     for k in dropped:
@@ -41,16 +52,4 @@ def load_weights_file(net: nn.Module, path: str | Path, classifier: str) -> None
     if result.unexpected_keys:
         problems.append(f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
     if problems:
-        raise DermkdError(f"weights file {path} does not match this model: keys " + "; ".join(problems))
-
-
-def create_timm_pretrained(timm_name: str, num_classes: int) -> nn.Module:
-    """timm's normal hub download (needs internet); a clear error where there is none."""
-    try:
-        return timm.create_model(timm_name, pretrained=True, num_classes=num_classes)
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-        raise DermkdError(
-            f"could not load ImageNet weights for {timm_name} from the hub ({reason}); "
-            "without internet pass --pretrained-file PATH or --pretrained none"
-        ) from None
+        raise DermkdError(f"{what} does not match this model: keys " + "; ".join(problems))
