@@ -92,6 +92,7 @@ class KDConfig:
     teacher_epoch: int = 50  # defective KD: the teacher's checkpoint after this epoch (paper: 50)
     virtual_p: float = 0.9  # teacher-free KD: the virtual teacher's probability on the true class
     teacher_cache: int = 0  # K > 0: teacher logits of K stored views per image (distill.logit_store); 0: live
+    teacher_weights: list[float] | None = None  # several teachers: weights of their softened probabilities
 
     def validate(self) -> None:
         _check(0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]")
@@ -100,6 +101,8 @@ class KDConfig:
         _check(self.teacher_epoch >= 1, "teacher_epoch must be >= 1")
         _check(0 < self.virtual_p < 1, "virtual_p must be in (0, 1)")
         _check(self.teacher_cache >= 0, "teacher_cache must be >= 0 (0: live teacher)")
+        _check(self.teacher_weights is None or (len(self.teacher_weights) >= 1 and all(
+            isinstance(w, (int, float)) and w > 0 for w in self.teacher_weights)), "teacher_weights must be > 0")
 
 
 @dataclass
@@ -122,6 +125,7 @@ class OptimConfig:
 
 
 PRECISIONS = ("32", "bf16-mixed")  # Lightning's names
+ENSEMBLE_SEP = "+"  # a study's teacher "efficientnet_lite0+efficientnet_lite1" is an ensemble of both
 
 
 @dataclass
@@ -253,7 +257,8 @@ def _check_registered(cfg: RunConfig) -> None:
     from dermkd.models import MODELS
     from dermkd.train.optimizers import OPTIMIZERS
 
-    for registry, name in ((MODELS, cfg.model.name), (MODELS, cfg.teacher.name), (STRATEGIES, cfg.kd.strategy),
+    teachers = [(MODELS, name) for name in cfg.teacher.name.split(ENSEMBLE_SEP)]  # "a+b": an ensemble of a and b
+    for registry, name in ((MODELS, cfg.model.name), *teachers, (STRATEGIES, cfg.kd.strategy),
                            (OPTIMIZERS, cfg.optim.name), (OBJECTIVES, cfg.kd.objective)):
         registry.get(name)
 

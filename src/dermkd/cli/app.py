@@ -66,7 +66,10 @@ def train(
 
 @app.command()
 def distill(
-    teacher: Annotated[Path, typer.Option(help="Teacher run directory or checkpoint file.")],
+    teacher: Annotated[list[Path], typer.Option(help="Teacher run directory or checkpoint file; repeat it for an "
+                                                     "ensemble (the mean of the softened probabilities).")],
+    teacher_weight: Annotated[Optional[list[float]], typer.Option(help="With several --teacher: each one's weight "
+                                                                       "(repeatable, same order).")] = None,
     student: o.Model = None, strategy: o.StrategyName = None, teacher_epoch: o.TeacherEpoch = None,
     data: o.Data = None, profile: o.Profile = "cpu", config: o.ConfigFile = None, name: o.Name = None,
     out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None, epochs: o.Epochs = None,
@@ -76,21 +79,22 @@ def distill(
     kd_multiplier: o.KdMultiplier = None, objective: o.Objective = None, bn_momentum: o.BnMomentum = None,
     teacher_cache: o.TeacherCache = None, fresh: o.Fresh = False,
 ) -> None:
-    """Distil a teacher into a student (default: standard KD into the DSC student).
+    """Distil a teacher (or an ensemble) into a student (default: standard KD into the DSC student).
 
-    Without --data/--split-file the teacher run's data and split are reused, so the
+    Without --data/--split-file the (first) teacher run's data and split are reused, so the
     student is tested on images the teacher never trained on.
 
-    Example: dermkd distill --teacher runs/resnet50-teacher --student dsc --alpha 0.9 --temperature 4
+    Example: dermkd distill --teacher runs/lite0 --teacher runs/lite1 --student dsc --alpha 0.9 --temperature 4
     """
     from dermkd.pipeline import load_data
     from dermkd.report.comparison import comparison_rows, print_table
     from dermkd.train.checkpoints import resolve_checkpoint
     from dermkd.train.stage import run_stage
 
-    args = {**locals(), "model": student}
+    args = {**locals(), "model": student, "teacher_weights": teacher_weight or None}
     args["strategy"] = strategy or "standard"
-    teacher_run = teacher if teacher.is_dir() else None
+    first = teacher[0]
+    teacher_run = first if first.is_dir() else None
     if teacher_run is not None and (teacher_run / "config.yaml").is_file():
         done = o.load_yaml(teacher_run / "config.yaml")
         if data is None:
@@ -98,14 +102,16 @@ def distill(
             args["image_size"] = image_size or done["data"]["image_size"]
         if split_file is None and data is None:
             args["split_file"] = teacher_run / "split.csv"
-    resolve_checkpoint(teacher)  # fail early and clearly
+    for t in teacher:
+        resolve_checkpoint(t)  # fail early and clearly
     if teacher_run is None and split_file is None:
         logging.getLogger(__name__).warning(
             "teacher given as a checkpoint file: its training split is unknown, so the student's test images "
             "may include images the teacher trained on; pass the teacher's --split-file to rule that out")
     cfg = o.build_run_config(profile, config, args)
     cfg = dataclasses.replace(cfg, name=name or f"distill-{cfg.kd.strategy}-{cfg.model.name}")
-    result = run_stage(cfg, load_data(cfg), Path(cfg.out_dir) / cfg.name, teacher_source=teacher, resume=not fresh)
+    source = teacher[0] if len(teacher) == 1 else list(teacher)
+    result = run_stage(cfg, load_data(cfg), Path(cfg.out_dir) / cfg.name, teacher_source=source, resume=not fresh)
     print_table(comparison_rows([(result.name, result.metrics)]), f"{result.run_dir}: test split")
 
 

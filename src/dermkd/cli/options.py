@@ -95,7 +95,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "teacher_pretrained_file": ("teacher", "pretrained_file"), "teacher_trainable_stages": ("teacher", "trainable_stages"),
     "alpha": ("kd", "alpha"), "temperature": ("kd", "temperature"), "kd_multiplier": ("kd", "kd_multiplier"),
     "objective": ("kd", "objective"), "strategy": ("kd", "strategy"), "teacher_epoch": ("kd", "teacher_epoch"),
-    "teacher_cache": ("kd", "teacher_cache"),
+    "teacher_cache": ("kd", "teacher_cache"), "teacher_weights": ("kd", "teacher_weights"),
 }
 
 

@@ -14,16 +14,23 @@ serves. The paper's five strategies plus the teacher-free one:
 - self: a trained model teaches a fresh copy of its own architecture.
 - teacher-free: a virtual teacher, label smoothing with probability `kd.virtual_p` on the
   true class (Yuan et al. 2020, Tf-KD_reg), under the same eq. 1 loss.
+
+Standard KD takes several teachers too (`--teacher A --teacher B`, optionally weighted by
+`kd.teacher_weights`): an `EnsembleTeacher` whose soft target is the weighted mean of the
+members' softened probabilities.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dermkd.config import KDConfig
@@ -40,6 +47,7 @@ class Teacher(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model.eval().requires_grad_(False)
+        self.train(False)
 
     def train(self, mode: bool = True) -> Teacher:
         return super().train(False)
@@ -47,6 +55,27 @@ class Teacher(nn.Module):
     @torch.no_grad()
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.model(images)
+
+
+class EnsembleTeacher(Teacher):
+    """Several frozen teachers as one: the soft target is sum_i w_i softmax(z_i / T).
+
+    It returns T * log(sum_i w_i softmax(z_i / T)), (B, C), so that the KD loss's own
+    softmax(. / T) gives exactly that mixture: averaging softened probabilities, not
+    logits, as in multi-teacher KD (e.g. You et al. 2017). Weights are normalised to sum 1.
+    """
+
+    def __init__(self, members: list[nn.Module], weights: list[float], temperature: float) -> None:
+        super().__init__(nn.ModuleList(members))
+        w = torch.tensor(weights, dtype=torch.float32)
+        self.register_buffer("weights", w / w.sum(), persistent=False)
+        self.temperature = temperature
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        t = self.temperature
+        log_p = torch.stack([F.log_softmax(m(images).float() / t, dim=1) for m in self.model])  # (M, B, C)
+        return t * torch.logsumexp(log_p + self.weights.log().view(-1, 1, 1), dim=0)
 
 
 class VirtualTeacher(Teacher):
@@ -61,7 +90,8 @@ class VirtualTeacher(Teacher):
         return virtual_teacher_logits(labels, self.num_classes, self.p_correct).to(images.dtype)
 
 
-MakeTeacher = Callable[[Path | None, KDConfig, int], tuple[Teacher | None, dict | None]]
+Sources = Path | list[Path] | None  # one finished run or checkpoint, several (an ensemble), or none
+MakeTeacher = Callable[[Sources, KDConfig, int], tuple[Teacher | None, dict | None]]
 
 
 @dataclass(frozen=True)
@@ -75,15 +105,37 @@ class Strategy:
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 
-def checkpoint_teacher(source: Path | None, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
-    """A trained model from a run (its best checkpoint) or a checkpoint file."""
-    if source is None:
+def checkpoint_teacher(source: Sources, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
+    """A trained model from a run (its best checkpoint) or a checkpoint file; several
+    of them make an `EnsembleTeacher`."""
+    sources = _as_list(source)
+    if not sources:
         raise DermkdError("this strategy needs a teacher: pass --teacher RUN_DIR_OR_CHECKPOINT")
-    return _load_teacher(resolve_checkpoint(source))
+    if len(sources) == 1 and kd.teacher_weights is None:
+        return _load_teacher(resolve_checkpoint(sources[0]))
+    weights = kd.teacher_weights or [1.0] * len(sources)
+    if len(weights) != len(sources):
+        raise DermkdError(f"{len(sources)} teachers but {len(weights)} teacher weights")
+    members = [_load_teacher(resolve_checkpoint(s)) for s in sources]
+    record = {"model": "ensemble", "members": [r for _, r in members], "weights": list(weights),
+              "classes": members[0][1]["classes"], "temperature": kd.temperature}
+    if any(r["classes"] != record["classes"] for _, r in members):
+        raise DermkdError("the ensemble's teachers were trained on different classes")
+    # the store key: the members, their weights and T decide the ensemble's outputs
+    record["sha256"] = hashlib.sha256(json.dumps([[r["sha256"] for _, r in members], list(weights),
+                                                  kd.temperature]).encode()).hexdigest()
+    return EnsembleTeacher([t.model for t, _ in members], weights, kd.temperature), record
 
 
-def early_checkpoint_teacher(source: Path | None, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
+def _as_list(source: Sources) -> list[Path]:
+    if source is None:
+        return []
+    return [Path(s) for s in source] if isinstance(source, (list, tuple)) else [Path(source)]
+
+
+def early_checkpoint_teacher(source: Sources, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
     """The teacher run's checkpoint saved after epoch `kd.teacher_epoch` (a poorly trained teacher)."""
+    source = _single(source, "defective KD")
     if source is None or not Path(source).is_dir():
         raise DermkdError("defective KD needs a teacher run directory: pass --teacher RUN_DIR")
     path = Path(source) / "checkpoints" / early_checkpoint_name(kd.teacher_epoch)
@@ -97,7 +149,14 @@ def early_checkpoint_name(epoch: int) -> str:
     return f"epoch-{epoch}.ckpt"
 
 
-def virtual_teacher(source: Path | None, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
+def _single(source: Sources, what: str) -> Path | None:
+    sources = _as_list(source)
+    if len(sources) > 1:
+        raise DermkdError(f"{what} takes one teacher, not {len(sources)}")
+    return sources[0] if sources else None
+
+
+def virtual_teacher(source: Sources, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
     return VirtualTeacher(num_classes, kd.virtual_p), {"model": "virtual", "p_correct": kd.virtual_p}
 
 
@@ -111,7 +170,7 @@ def _load_teacher(path: Path, with_metrics: bool = True) -> tuple[Teacher, dict]
     return Teacher(model), record
 
 
-def _no_teacher(source: Path | None, kd: KDConfig, num_classes: int) -> tuple[None, None]:
+def _no_teacher(source: Sources, kd: KDConfig, num_classes: int) -> tuple[None, None]:
     return None, None
 
 

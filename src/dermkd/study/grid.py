@@ -10,9 +10,13 @@ value. Example (see `dermkd/configs/study-cpu.yaml`):
     base: {data: {root: ../shared/data/isic9/Train}}
     seeds: [0]
     folds: 5            # optional: stratified grouped k-fold, every run once per fold
+    teacher_seed: 0     # optional: one teacher (this seed) teaches the students of every seed
     sweeps:
       table4: {strategy: [standard], optimizer: [adam, sgd, adagrad, adamax, nadam, rmsprop]}
       strategies: {strategy: [baseline, standard, reversed, defective, self, teacher-free]}
+
+A teacher value `a+b` is an ensemble: each member is trained once, and the student
+learns from the mean of their softened probabilities (`distill.strategies.EnsembleTeacher`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dermkd.cli.options import load_yaml
-from dermkd.config import RunConfig, apply_overrides, build_config
+from dermkd.config import ENSEMBLE_SEP, RunConfig, apply_overrides, build_config
 from dermkd.distill.strategies import STRATEGIES
 from dermkd.errors import DermkdError
 
@@ -80,6 +84,7 @@ class Study:
     seeds: list[int]
     sweeps: dict[str, dict[str, list[Any]]]
     folds: int | None = None  # stratified grouped k-fold: every run once per fold
+    teacher_seed: int | None = None  # None: each seed trains its own teachers; else this seed's teach all
 
     def base_config(self, out_dir: str | None = None) -> RunConfig:
         cfg = build_config(self.profile, self.base)
@@ -109,6 +114,8 @@ class Study:
                 overrides.setdefault(sec, {})[key] = getattr(spec, axis)
         cfg = apply_overrides(self.base_config(out_dir), overrides)
         if STRATEGIES.get(spec.strategy).trains == "teacher":  # reversed KD trains the teacher architecture
+            if ENSEMBLE_SEP in cfg.teacher.name:
+                raise DermkdError(f"{spec.strategy} KD trains the teacher architecture; an ensemble has none")
             cfg = dataclasses.replace(cfg, model=cfg.teacher)
         return dataclasses.replace(cfg, name=spec.run_id).validate()
 
@@ -128,7 +135,7 @@ def _normalise(spec: RunSpec) -> RunSpec:
 
 def load_study(path: str | Path) -> Study:
     raw = load_yaml(Path(path))
-    unknown = set(raw) - {"name", "profile", "base", "seeds", "sweeps", "folds"}
+    unknown = set(raw) - {"name", "profile", "base", "seeds", "sweeps", "folds", "teacher_seed"}
     if unknown:
         raise DermkdError(f"study file {path}: unknown keys {', '.join(sorted(unknown))}")
     sweeps = raw.get("sweeps") or {}
@@ -145,6 +152,7 @@ def load_study(path: str | Path) -> Study:
                 raise DermkdError(f"sweep {name!r}: axis {axis!r} must be a non-empty list")
     study = Study(name=str(raw.get("name") or Path(path).stem), profile=str(raw.get("profile", "cpu")),
                   base=raw.get("base") or {}, seeds=[int(s) for s in raw.get("seeds", [0])], sweeps=sweeps,
-                  folds=int(raw["folds"]) if raw.get("folds") else None)
+                  folds=int(raw["folds"]) if raw.get("folds") else None,
+                  teacher_seed=int(raw["teacher_seed"]) if raw.get("teacher_seed") is not None else None)
     study.base_config()  # validates the base config now
     return study

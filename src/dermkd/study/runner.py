@@ -3,7 +3,8 @@
 Layout under `OUT/<study name>/`: `split.csv` (one split for the whole study, so runs
 are paired on the same test images; with k-fold, `split-f<k>.csv` per fold),
 `teachers/<arch>-s<seed>[-f<k>]/` (teacher stages, trained
-on hard labels with the base optimizer, shared by every run they teach), `runs/<run id>/`
+on hard labels with the base optimizer, shared by every run they teach; an ensemble
+`a+b` uses the stages of a and b; with `teacher_seed` one seed's teachers teach all), `runs/<run id>/`
 (one run directory per spec), `results.csv` and `results.parquet` (one row per run,
 rewritten after each run). A finished run is skipped on re-run; a failed run is recorded
 with its error (and `runs/<id>/error.txt`) and the grid goes on.
@@ -17,7 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from dermkd.config import RunConfig
+from dermkd.config import ENSEMBLE_SEP, RunConfig
 from dermkd.data.prepare import PreparedData
 from dermkd.data.splits import write_split
 from dermkd.distill.strategies import STRATEGIES
@@ -64,11 +65,13 @@ class StudyRunner:
             row.update(status="failed", error=message)
         return row
 
-    def _source(self, spec: RunSpec) -> Path | None:
-        """The finished run that teaches `spec`, trained first if need be."""
+    def _source(self, spec: RunSpec) -> Path | list[Path] | None:
+        """The finished run(s) that teach `spec`, trained first if need be."""
         source = STRATEGIES.get(spec.strategy).source
         if source == "teacher":
-            return self._teacher(spec.teacher, spec.seed, spec.fold)
+            seed = spec.seed if self.study.teacher_seed is None else self.study.teacher_seed
+            members = [self._teacher(arch, seed, spec.fold) for arch in spec.teacher.split(ENSEMBLE_SEP)]
+            return members[0] if len(members) == 1 else members
         if source == "student":  # the baseline student with the same optimizer/objective/seed/fold
             baseline = dataclasses.replace(spec, strategy="baseline", teacher="-", alpha=0.0, temperature=1.0,
                                            kd_multiplier=0.0, teacher_cache=0)
@@ -87,7 +90,7 @@ class StudyRunner:
         ).validate()
         return self._stage(cfg, self.root / "teachers" / cfg.name, None).run_dir
 
-    def _stage(self, cfg: RunConfig, run_dir: Path, source: Path | None) -> StageResult:
+    def _stage(self, cfg: RunConfig, run_dir: Path, source: Path | list[Path] | None) -> StageResult:
         key = str(run_dir)
         if key not in self._done:
             data = self.data(cfg.data.fold if self.study.folds else None)

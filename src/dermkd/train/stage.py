@@ -81,8 +81,8 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *, teacher_source: Path | None = None,
-              resume: bool = True) -> StageResult:
+def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *,
+              teacher_source: Path | list[Path] | None = None, resume: bool = True) -> StageResult:
     """Train `cfg.model` with strategy `cfg.kd.strategy` on `data`, then score it on the test split."""
     run_dir = Path(run_dir)
     if resume and (run_dir / "metrics.json").is_file():
