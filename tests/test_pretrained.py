@@ -119,3 +119,44 @@ def test_efficientnet_trainable_stages_count_block_groups():
     assert model.net.blocks[5].training and model.net.bn2.training
     assert create_model("efficientnet_lite0", 9, trainable_stages=0).frozen == ["conv_stem", "bn1", "blocks"]
     assert create_model("efficientnet_lite0", 9, trainable_stages=7).frozen == []
+
+
+# --------------------------------------------------------------------------- fine-tuning schedule
+def _lit(model, **optim):
+    import dataclasses
+    from types import SimpleNamespace
+
+    from dermkd.config import KDConfig, OptimConfig
+    from dermkd.train.module import LitClassifier
+
+    lit = LitClassifier(model, {}, dataclasses.asdict(OptimConfig(**optim)), dataclasses.asdict(KDConfig()))
+    opt = lit.configure_optimizers()["optimizer"]
+    lit._trainer = SimpleNamespace(optimizers=[opt], num_training_batches=4, global_step=0, max_epochs=3)
+    return lit, opt
+
+
+def test_a_pretrained_backbone_learns_slower_than_its_new_head():
+    package_file("efficientnet_lite0")
+    model = create_model("efficientnet_lite0", 9, pretrained="imagenet", trainable_stages=2)
+    _, opt = _lit(model, lr=1e-3, backbone_lr_scale=0.1)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-4, 1e-3])
+    assert set(opt.param_groups[1]["params"]) == set(model.net.classifier.parameters())
+    trainable = {p for p in model.parameters() if p.requires_grad}
+    assert {p for g in opt.param_groups for p in g["params"]} == trainable
+    # a model trained from scratch has no pretrained backbone to protect: one group
+    _, opt = _lit(create_model("dsc", 9, image_size=32), lr=1e-3, backbone_lr_scale=0.1)
+    assert len(opt.param_groups) == 1 and opt.param_groups[0]["lr"] == 1e-3
+
+
+def test_warmup_ramps_each_group_linearly_then_holds():
+    package_file("efficientnet_lite0")
+    model = create_model("efficientnet_lite0", 9, pretrained="imagenet", trainable_stages=1)
+    lit, opt = _lit(model, lr=1e-3, backbone_lr_scale=0.5, warmup_epochs=1.0)  # 4 steps
+    seen = []
+    for step in range(6):
+        lit.trainer.global_step = step
+        lit.on_train_batch_start(None, step)
+        seen.append([g["lr"] for g in opt.param_groups])
+    expected = [[5e-4 * f, 1e-3 * f] for f in (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)]
+    for got, want in zip(seen, expected):
+        assert got == pytest.approx(want)

@@ -114,9 +114,15 @@ class OptimConfig:
     scheduler: Literal["plateau", "cosine", "none"] = "plateau"  # "learning rate automatically decreases"
     plateau_factor: float = 0.5
     plateau_patience: int = 2
+    # the backbone (all but the classification layer) learns at lr * backbone_lr_scale: a
+    # pretrained backbone is usually better fine-tuned slower than the new head
+    backbone_lr_scale: float = 1.0
+    warmup_epochs: float = 0.0  # linear warm-up of every group's lr over this many epochs (per step)
 
     def validate(self) -> None:
         _check(self.lr > 0, "lr must be > 0")
+        _check(0 < self.backbone_lr_scale <= 1, "backbone_lr_scale must be in (0, 1]")
+        _check(self.warmup_epochs >= 0, "warmup_epochs must be >= 0")
         _check(self.weight_decay >= 0, "weight_decay must be >= 0")
         _check(0 <= self.momentum < 1, "momentum must be in [0, 1)")
         _check(self.scheduler in ("plateau", "cosine", "none"), "scheduler must be plateau, cosine or none")

@@ -59,6 +59,8 @@ Precision = Annotated[Optional[str], P(help="32 (fp32) | bf16-mixed (bfloat16 au
                                              "AVX512-BF16, slower without).")]
 Optimizer = Annotated[Optional[str], P(help="adam | sgd | adagrad | adamax | nadam | rmsprop (Table 3).")]
 Lr = Annotated[Optional[float], P(help="Learning rate (paper: 0.01).")]
+BackboneLrScale = Annotated[Optional[float], P(help="The backbone learns at lr x this (0-1]; the head at lr.")]
+WarmupEpochs = Annotated[Optional[float], P(help="Linear lr warm-up over this many epochs (0: none).")]
 Scheduler = Annotated[Optional[str], P(help="plateau | cosine | none.")]
 Model = Annotated[Optional[str], P(help="Model name from the registry (see `dermkd models`).")]
 Pretrained = Annotated[Optional[str], P(help="imagenet (timm hub download) | none.")]
@@ -89,6 +91,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "threads": ("train", "threads"), "precision": ("train", "precision"),
     "class_balance": ("train", "class_balance"),
     "optimizer": ("optim", "name"), "lr": ("optim", "lr"), "scheduler": ("optim", "scheduler"),
+    "backbone_lr_scale": ("optim", "backbone_lr_scale"), "warmup_epochs": ("optim", "warmup_epochs"),
     "model": ("model", "name"), "pretrained": ("model", "pretrained"), "pretrained_file": ("model", "pretrained_file"),
     "trainable_stages": ("model", "trainable_stages"), "bn_momentum": ("model", "bn_momentum"),
     "teacher_model": ("teacher", "name"), "teacher_pretrained": ("teacher", "pretrained"),

@@ -33,6 +33,7 @@ class Classifier(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.frozen: list[str] = []  # names of sub-modules kept in eval mode
         self.weights: dict = {"source": "random"}  # where the initial weights came from (models.pretrained)
+        self.head_name: str | None = None  # the classification layer in `net` (set by create_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> logits (B, num_classes)."""
@@ -50,6 +51,13 @@ class Classifier(nn.Module):
         for name in self.frozen:
             self.net.get_submodule(name).eval()
         return self
+
+    def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(backbone, head) trainable parameters: a pretrained backbone may learn slower
+        than the new head (`optim.backbone_lr_scale`)."""
+        head = set(self.net.get_submodule(self.head_name).parameters()) if self.head_name else set()
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        return [p for p in trainable if p not in head], [p for p in trainable if p in head]
 
     def head_weight(self) -> nn.Parameter:
         """Weight (C, D) of the classification layer: the last nn.Linear of every

@@ -110,6 +110,6 @@ def create_model(
         model = Classifier(net, name, num_classes, mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
     else:
         model = Classifier(net, name, num_classes)
-    model.weights = weights
+    model.weights, model.head_name = weights, classifier
     model.freeze(frozen_modules(net, trainable_stages, entry.stages(net) if entry.stages else None))
     return model

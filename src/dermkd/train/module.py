@@ -77,8 +77,25 @@ class LitClassifier(L.LightningModule):
         self.val_acc(logits, y)
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Linear lr warm-up over `optim.warmup_epochs`, per step, from each group's lr.
+        A plateau scheduler's cut during the warm-up would be overwritten: keep it short."""
+        c = self.optim_cfg
+        if not c.warmup_epochs:
+            return
+        total = max(1, round(c.warmup_epochs * self.trainer.num_training_batches))
+        step = self.trainer.global_step
+        if step <= total:
+            for opt in self.trainer.optimizers:
+                for group in opt.param_groups:
+                    group.setdefault("warmup_base_lr", group["lr"])
+                    group["lr"] = group["warmup_base_lr"] * min(1.0, (step + 1) / total)
+
     def configure_optimizers(self) -> dict[str, Any]:
-        opt = build_optimizer(self.model.parameters(), self.optim_cfg)
+        backbone, head = self.model.parameter_groups()
+        if self.model.weights["source"] == "random":  # nothing pretrained: one lr for all
+            backbone, head = backbone + head, []
+        opt = build_optimizer(backbone, self.optim_cfg, head)
         c = self.optim_cfg
         if c.scheduler == "plateau":
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=c.plateau_factor,

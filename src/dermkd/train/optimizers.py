@@ -54,6 +54,12 @@ def rmsprop(params, c: OptimConfig):
     return torch.optim.RMSprop(params, lr=c.lr, alpha=0.9, eps=KERAS_EPS, momentum=c.momentum, weight_decay=c.weight_decay)
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    """The configured optimizer over the parameters that require gradients."""
-    return OPTIMIZERS.get(cfg.name)([p for p in params if p.requires_grad], cfg)
+def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig,
+                    head: Iterable[torch.nn.Parameter] = ()) -> torch.optim.Optimizer:
+    """The configured optimizer over the parameters that require gradients: `params` at
+    lr * backbone_lr_scale and `head` at lr (one group when the scale is 1)."""
+    body, top = [p for p in params if p.requires_grad], [p for p in head if p.requires_grad]
+    if cfg.backbone_lr_scale == 1.0 or not top:
+        return OPTIMIZERS.get(cfg.name)(body + top, cfg)
+    groups = [{"params": body, "lr": cfg.lr * cfg.backbone_lr_scale}, {"params": top, "lr": cfg.lr}]
+    return OPTIMIZERS.get(cfg.name)([g for g in groups if g["params"]], cfg)
