@@ -155,3 +155,30 @@ def test_teacher_cache_needs_a_teacher_network(tmp_path):
         run_stage(cfg, load_data(cfg), tmp_path / "tf")
     with pytest.raises(DermkdError, match="teacher_cache"):
         build_config("tiny", {"kd": {"teacher_cache": -1}})
+
+
+def test_a_larger_teacher_input_sees_the_same_view_as_the_student(tiny, tmp_path):
+    """Resolution-decoupled KD: one stored view, cut from the 48 px decode, at 48 px for
+    the teacher and 32 px for the student."""
+    _, data, _ = tiny
+    torch.manual_seed(0)
+    big = Teacher(create_model("dsc_gap", len(data.classes), image_size=48))
+    store = open_or_build(big, "b" * 64, data, views=2, seed=3, root=tmp_path, teacher_image_size=48)
+    hr = store.source_images
+    assert hr.shape == (len(data.labels["train"]), 3, 48, 48) and hr.dtype == torch.uint8
+    assert store.meta["key_parts"]["teacher_image_size"] == 48
+    assert store.params[..., 2:4].max() <= 48 and store.params[..., 2:4].max() > 32  # boxes on the 48 px image
+    i, k = 2, 1
+    x_t = apply_view(hr[i], store.params[i, k], 48)[None]
+    assert torch.allclose(torch.from_numpy(store.logits[i, k].astype(np.float32)), big(x_t, None)[0], atol=2e-2,
+                          rtol=2e-3)
+    ds = StoredViews(data.images["train"], data.labels["train"], store, 32)
+    torch.manual_seed(5)
+    x, _, t = ds[i]
+    j = [j for j in range(2) if np.array_equal(store.logits[i, j].astype(np.float32), t.numpy())][0]
+    assert x.shape == (3, 32, 32) and torch.equal(x, apply_view(hr[i], store.params[i, j], 32))
+    # the same teacher at the student's size is another store
+    same = open_or_build(big, "b" * 64, data, views=2, seed=3, root=tmp_path)
+    assert same.path != store.path and same.source_images is None
+    with pytest.raises(DermkdError, match="needs the teacher-logit store"):
+        build_config("tiny", {"kd": {"teacher_image_size": 48}})

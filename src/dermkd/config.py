@@ -92,6 +92,9 @@ class KDConfig:
     teacher_epoch: int = 50  # defective KD: the teacher's checkpoint after this epoch (paper: 50)
     virtual_p: float = 0.9  # teacher-free KD: the virtual teacher's probability on the true class
     teacher_cache: int = 0  # K > 0: teacher logits of K stored views per image (distill.logit_store); 0: live
+    # resolution-decoupled KD: the teacher sees each stored view at this size, the student at
+    # data.image_size (needs teacher_cache > 0); None: the student's size
+    teacher_image_size: int | None = None
     teacher_weights: list[float] | None = None  # several teachers: weights of their softened probabilities
 
     def validate(self) -> None:
@@ -101,6 +104,10 @@ class KDConfig:
         _check(self.teacher_epoch >= 1, "teacher_epoch must be >= 1")
         _check(0 < self.virtual_p < 1, "virtual_p must be in (0, 1)")
         _check(self.teacher_cache >= 0, "teacher_cache must be >= 0 (0: live teacher)")
+        _check(self.teacher_image_size is None or (self.teacher_image_size >= 8 and self.teacher_image_size % 8 == 0),
+               "teacher_image_size must be a positive multiple of 8")
+        _check(self.teacher_image_size is None or self.teacher_cache > 0,
+               "teacher_image_size needs the teacher-logit store (teacher_cache > 0)")
         _check(self.teacher_weights is None or (len(self.teacher_weights) >= 1 and all(
             isinstance(w, (int, float)) and w > 0 for w in self.teacher_weights)), "teacher_weights must be > 0")
 

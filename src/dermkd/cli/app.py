@@ -78,7 +78,7 @@ def distill(
     optimizer: o.Optimizer = None,
     lr: o.Lr = None, scheduler: o.Scheduler = None, alpha: o.Alpha = None, temperature: o.Temperature = None,
     kd_multiplier: o.KdMultiplier = None, objective: o.Objective = None, bn_momentum: o.BnMomentum = None,
-    teacher_cache: o.TeacherCache = None, fresh: o.Fresh = False,
+    teacher_cache: o.TeacherCache = None, teacher_image_size: o.TeacherImageSize = None, fresh: o.Fresh = False,
 ) -> None:
     """Distil a teacher (or an ensemble) into a student (default: standard KD into the DSC student).
 
@@ -175,7 +175,7 @@ def pipeline(
     teacher_trainable_stages: o.TrainableStages = None, strategy: o.StrategyName = None,
     teacher_epoch: o.TeacherEpoch = None, alpha: o.Alpha = None, temperature: o.Temperature = None,
     kd_multiplier: o.KdMultiplier = None, objective: o.Objective = None, teacher_cache: o.TeacherCache = None,
-    fresh: o.Fresh = False,
+    teacher_image_size: o.TeacherImageSize = None, fresh: o.Fresh = False,
 ) -> None:
     """Teacher -> baseline student -> KD run (--strategy, default standard), then the comparison table.
 

@@ -75,6 +75,8 @@ StrategyName = Annotated[Optional[str], P("--strategy", help="KD strategy (see `
 TeacherEpoch = Annotated[Optional[int], P(help="Defective KD: use the teacher's checkpoint after this epoch.")]
 TeacherCache = Annotated[Optional[int], P(help="K > 0: precompute the teacher's logits for K augmented views "
                                                "per image once and train on those views (0: live teacher).")]
+TeacherImageSize = Annotated[Optional[int], P(help="Resolution-decoupled KD: the teacher sees each stored view at "
+                                                  "this size, the student at --image-size (needs --teacher-cache).")]
 ClassBalance = Annotated[Optional[str], P(help="Class imbalance: none | loss (class-weighted) | sampler.")]
 Fresh = Annotated[bool, P("--fresh", help="Retrain even if a finished or partial run exists.")]
 
@@ -99,6 +101,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "alpha": ("kd", "alpha"), "temperature": ("kd", "temperature"), "kd_multiplier": ("kd", "kd_multiplier"),
     "objective": ("kd", "objective"), "strategy": ("kd", "strategy"), "teacher_epoch": ("kd", "teacher_epoch"),
     "teacher_cache": ("kd", "teacher_cache"), "teacher_weights": ("kd", "teacher_weights"),
+    "teacher_image_size": ("kd", "teacher_image_size"),
 }
 
 

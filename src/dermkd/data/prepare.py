@@ -125,6 +125,18 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
                         report)
 
 
+def decode_split(data: PreparedData, split: str, size: int) -> torch.Tensor:
+    """The images of `split` decoded again at another size, (N, 3, size, size) uint8 in the
+    order of `data.images[split]`: a larger copy for a teacher that sees more pixels."""
+    if size == data.image_size:
+        return data.images[split]
+    decoded = decode_all([data.root / rel for rel in data.paths[split]], size)
+    bad = [rel for rel, d in zip(data.paths[split], decoded) if d.error]
+    if bad:
+        raise DermkdError(f"{len(bad)} {split} images became unreadable since the split was made (e.g. {bad[0]})")
+    return stack_chw([d.pixels for d in decoded])
+
+
 def external_leakage(root: Path, test_root: Path, cfg: DataConfig) -> list[list[str]]:
     """Groups of files that sit both in the training data and in the external test folder
     (identical or near copies, by the audit), each as paths prefixed by their folder name;

@@ -7,6 +7,12 @@ the K stored views per image per epoch, replays it exactly, and reads the teache
 logits for that very view, as in Fast Knowledge Distillation (Shen & Xing 2021): the
 student and the teacher still see the same pixels, so the KD target stays consistent.
 
+Resolution-decoupled KD (`kd.teacher_image_size`): the teacher may see a larger input than
+the student. The training images are then decoded at the teacher's size, each stored view
+is sampled on that larger image, the teacher sees it at its size and the student the very
+same crop, flips, rotation and colour at its own size: one view, two resolutions, one
+teacher pass per stored view.
+
 A store is keyed by everything that decides its contents: the teacher checkpoint's
 sha256, the data fingerprint, a hash of the training images as decoded and resized,
 the augmentation config, K, the seed and the format version. A changed teacher, data
@@ -50,6 +56,8 @@ class LogitStore:
     logits: np.ndarray  # (N, K, C) float16, memory-mapped read-only
     params: torch.Tensor  # (N, K, len(PARAMS)) float32 view parameters
     meta: dict[str, Any]
+    source_images: torch.Tensor | None = None  # (N, 3, St, St) uint8 the views are cut from; None: the
+    # training split at the student's size
 
     @property
     def views(self) -> int:
@@ -62,34 +70,42 @@ class LogitStore:
 
 
 def store_key(teacher_sha256: str, data: PreparedData, views: int, seed: int,
-              augment: AugmentConfig = DEFAULT_AUGMENT, precision: str = "32") -> tuple[str, dict[str, Any]]:
-    """(key, the parts it hashes)."""
-    train = data.images["train"]
+              augment: AugmentConfig = DEFAULT_AUGMENT, precision: str = "32",
+              source: torch.Tensor | None = None) -> tuple[str, dict[str, Any]]:
+    """(key, the parts it hashes); `source`: the training images at the teacher's size."""
+    train = data.images["train"] if source is None else source
     parts = {
         "version": STORE_VERSION, "teacher_sha256": teacher_sha256, "data_fingerprint": data.fingerprint,
         "train_images_sha256": hashlib.sha256(train.contiguous().numpy().tobytes()).hexdigest(),
         "image_size": data.image_size, "classes": data.classes, "views": views, "seed": seed,
         "augment": augment.to_dict(), "params": list(PARAMS), "precision": precision,
     }
+    if source is not None:
+        parts["teacher_image_size"] = int(source.shape[-1])
     text = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32], json.loads(text)  # as meta.json will read back
 
 
 def open_or_build(teacher: Teacher, teacher_sha256: str, data: PreparedData, views: int, seed: int, *,
                   augment: AugmentConfig = DEFAULT_AUGMENT, root: Path | None = None,
-                  batch_size: int = 64, precision: str = "32") -> LogitStore:
+                  batch_size: int = 64, precision: str = "32", teacher_image_size: int | None = None) -> LogitStore:
     """The store for this (teacher, data, views, seed, augmentation, precision of the teacher's
-    forward passes), built if it does not exist yet."""
+    forward passes, teacher input size), built if it does not exist yet."""
     if views < 1:
         raise DermkdError(f"--teacher-cache must be >= 1 views per image, not {views}")
     root = Path(root) if root is not None else cache_dir() / "teacher-logits"
-    key, parts = store_key(teacher_sha256, data, views, seed, augment, precision)
+    source = None
+    if teacher_image_size and teacher_image_size != data.image_size:
+        from dermkd.data.prepare import decode_split
+
+        source = decode_split(data, "train", teacher_image_size)
+    key, parts = store_key(teacher_sha256, data, views, seed, augment, precision, source)
     final = root / key
     if not (final / "meta.json").is_file():
         partial = root / f"{key}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         try:
-            _build(partial, teacher, data, parts, augment, batch_size)
+            _build(partial, teacher, data, parts, augment, batch_size, source)
             try:
                 partial.rename(final)
             except OSError:  # another process finished the same store first: keep theirs
@@ -99,13 +115,15 @@ def open_or_build(teacher: Teacher, teacher_sha256: str, data: PreparedData, vie
             shutil.rmtree(partial, ignore_errors=True)
     else:
         log.info("teacher-logit store %s: reusing it", final)
-    return _open(final, parts)
+    store = _open(final, parts)
+    store.source_images = source
+    return store
 
 
 def _build(folder: Path, teacher: Teacher, data: PreparedData, parts: dict[str, Any], augment: AugmentConfig,
-           batch_size: int) -> None:
-    images, labels = data.images["train"], data.labels["train"]
-    n, k, size = len(images), parts["views"], data.image_size
+           batch_size: int, source: torch.Tensor | None) -> None:
+    images, labels = (data.images["train"] if source is None else source), data.labels["train"]
+    n, k, size = len(images), parts["views"], images.shape[-1]
     if n == 0:
         raise DermkdError("the training split is empty: nothing to store teacher logits for")
     folder.mkdir(parents=True)
@@ -147,11 +165,14 @@ def _open(folder: Path, parts: dict[str, Any]) -> LogitStore:
 class StoredViews(Dataset):
     """Image i -> (one of its K stored views, its label, the teacher's logits for that view).
 
-    Output: (3, S, S) float32 in [0, 1], () int64, (C,) float32. The view index is drawn
+    Output: (3, S, S) float32 in [0, 1] at the student's size S (cut from the teacher-size
+    images when the store has them), () int64, (C,) float32. The view index is drawn
     from torch's global RNG, so the seed and DataLoader worker seeding make it reproducible.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, store: LogitStore, size: int) -> None:
+        if store.source_images is not None:  # the views are cut from the teacher-size images
+            images = store.source_images
         if store.logits.shape[0] != len(images):
             raise DermkdError(f"teacher-logit store {store.path} holds {store.logits.shape[0]} images, "
                               f"the training split {len(images)}")

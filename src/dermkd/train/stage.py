@@ -167,7 +167,8 @@ def _teacher_store(teacher, teacher_record: dict | None, data: PreparedData, cfg
     if teacher is None or not (teacher_record or {}).get("sha256"):
         raise DermkdError(f"--teacher-cache needs a trained teacher network; strategy {cfg.kd.strategy!r} has none")
     return open_or_build(teacher, teacher_record["sha256"], data, cfg.kd.teacher_cache, cfg.train.seed,
-                         batch_size=2 * cfg.train.batch_size, precision=cfg.train.precision)
+                         batch_size=2 * cfg.train.batch_size, precision=cfg.train.precision,
+                         teacher_image_size=cfg.kd.teacher_image_size)
 
 
 def _now() -> str:
