@@ -158,6 +158,10 @@ class TrainConfig:
     # AVX512-BF16 (docs/benchmarks.md), much slower on CPUs without them.
     precision: Literal["32", "bf16-mixed"] = "32"
     limit_train_batches: int | float | None = None  # for smoke runs
+    # refit: train on train + validation for exactly `epochs` (chosen beforehand on the
+    # validation split) and test the last epoch's weights, since no held-out data is left
+    # to pick the best epoch; the validation loss is still logged, on images now seen
+    refit: bool = False
     progress: bool = True
 
     def validate(self) -> None:
@@ -168,6 +172,7 @@ class TrainConfig:
                "early_stopping_patience must be >= 1")
         _check(self.threads is None or self.threads >= 1, "threads must be >= 1")
         _check(self.class_balance in ("none", "loss", "sampler"), "class_balance must be none, loss or sampler")
+        _check(isinstance(self.refit, bool), "refit must be true or false")
         _check(self.precision in PRECISIONS, f"precision must be {' or '.join(map(repr, PRECISIONS))} (a string, "
                                              f"quoted in YAML), not {self.precision!r}")
 

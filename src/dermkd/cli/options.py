@@ -78,6 +78,8 @@ TeacherCache = Annotated[Optional[int], P(help="K > 0: precompute the teacher's 
 TeacherImageSize = Annotated[Optional[int], P(help="Resolution-decoupled KD: the teacher sees each stored view at "
                                                   "this size, the student at --image-size (needs --teacher-cache).")]
 ClassBalance = Annotated[Optional[str], P(help="Class imbalance: none | loss (class-weighted) | sampler.")]
+Refit = Annotated[Optional[bool], P("--refit/--no-refit", help="Train on train + validation for --epochs and test the "
+                                                          "last epoch (choose the epochs on validation first).")]
 Fresh = Annotated[bool, P("--fresh", help="Retrain even if a finished or partial run exists.")]
 
 # CLI argument name -> path in RunConfig
@@ -91,7 +93,7 @@ PATHS: dict[str, tuple[str, ...]] = {
     "metadata": ("data", "metadata"), "task": ("data", "task"),
     "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "seed": ("train", "seed"),
     "threads": ("train", "threads"), "precision": ("train", "precision"),
-    "class_balance": ("train", "class_balance"),
+    "class_balance": ("train", "class_balance"), "refit": ("train", "refit"),
     "optimizer": ("optim", "name"), "lr": ("optim", "lr"), "scheduler": ("optim", "scheduler"),
     "backbone_lr_scale": ("optim", "backbone_lr_scale"), "warmup_epochs": ("optim", "warmup_epochs"),
     "model": ("model", "name"), "pretrained": ("model", "pretrained"), "pretrained_file": ("model", "pretrained_file"),

@@ -44,6 +44,16 @@ class PreparedData:
     skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable files
     split_report: dict[str, int] = field(default_factory=dict)
 
+    def with_val_in_train(self) -> PreparedData:
+        """A copy whose training split also holds the validation images (a refit); the
+        validation split is kept as it is, for logging only."""
+        merged = dataclasses.replace(self, images=dict(self.images), labels=dict(self.labels), paths=dict(self.paths))
+        merged.images["train"] = torch.cat([self.images["train"], self.images["val"]])
+        merged.labels["train"] = torch.cat([self.labels["train"], self.labels["val"]])
+        merged.paths["train"] = self.paths["train"] + self.paths["val"]
+        merged.split_report = {**self.split_report, "refit": "validation images trained on"}
+        return merged
+
     def summary(self) -> dict:
         return {
             "root": str(self.root),

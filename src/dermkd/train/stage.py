@@ -93,6 +93,8 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *,
         log.info("%s is finished; reusing it (use --fresh to retrain)", run_dir)
         return StageResult(run_dir.name, run_dir, read_json(run_dir / "metrics.json"), reused=True)
     started = time.perf_counter()
+    if cfg.train.refit:
+        data = data.with_val_in_train()
     quiet_lightning()
     set_determinism(cfg.train.seed, cfg.train.threads)
     teacher, teacher_record = STRATEGIES.get(cfg.kd.strategy).make_teacher(teacher_source, cfg.kd, len(data.classes))
@@ -148,7 +150,8 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *,
     last = ckpt_dir / "last.ckpt"
     trainer.fit(lit, datamodule=dm, ckpt_path=str(last) if resume and last.is_file() else None)
 
-    best, _ = load_model(ckpt_dir / "best.ckpt")
+    # the weights tested: best on validation, or the last epoch's for a refit (no validation left)
+    best, _ = load_model(ckpt_dir / ("last.ckpt" if cfg.train.refit else "best.ckpt"))
     metrics = evaluate_model(best, data, "test", predictions=run_dir / "predictions.csv")
     metrics.update({"run": run_dir.name, "model": spec, "strategy": cfg.kd.strategy, "teacher": teacher_record,
                     "epochs_trained": trainer.current_epoch,
