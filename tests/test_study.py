@@ -31,7 +31,7 @@ def write_study(tmp_path: Path, sweeps: dict, **base) -> Path:
 def test_shipped_study_configs_expand():
     cpu = load_study(CONFIGS / "study-cpu.yaml")
     paper = load_study(CONFIGS / "study-paper.yaml")
-    assert len(cpu.specs()) == 16 and cpu.profile == "cpu"
+    assert len(cpu.specs()) == 16 and cpu.profile == "cpu-scratch"  # the committed study: ResNet-50 from scratch
     students = load_study(CONFIGS / "study-students.yaml")
     assert {s.student for s in students.specs()} == {"dsc", "dsc_gap", "mobilenetv3_small_100", "efficientnet_b0",
                                                     "resnet18"}
@@ -42,6 +42,14 @@ def test_shipped_study_configs_expand():
     assert {s.optimizer for s in paper.specs()} == set(OPTIMIZERS.names())
     assert {s.teacher for s in paper.specs()} >= {"resnet50", "vgg16_bn", "densenet121"}
     assert {s.objective for s in paper.specs()} == {"ce", "svm"}
+    for name in ("study-kd-pretrained.yaml", "study-kd-pretrained-shift.yaml"):
+        kd = load_study(CONFIGS / name)
+        assert kd.teacher_seed == 0 and kd.seeds == [0, 1, 2, 3, 4]
+        assert sorted((s.strategy, s.teacher) for s in kd.specs() if s.seed == 0) == [
+            ("baseline", "-"), ("standard", "efficientnet_lite0"), ("standard", "efficientnet_lite0+efficientnet_lite2")]
+        cfg = kd.base_config()
+        assert (cfg.teacher.pretrained, cfg.teacher.trainable_stages, cfg.kd.teacher_cache) == ("imagenet", 3, 8)
+    assert load_study(CONFIGS / "study-kd-pretrained-shift.yaml").base_config().data.split_strategy == "source-shift"
 
 
 def test_grid_dedupes_and_normalises(tmp_path):

@@ -130,6 +130,24 @@ def paired_accuracy_difference(y_true, pred_a, pred_b, n_boot: int = 2000, confi
     return float(d.mean()), float(lo), float(hi)
 
 
+def paired_metric_difference(y_true, pred_a, pred_b, num_classes: int, metric: str = "balanced_accuracy",
+                             n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """metric(b) - metric(a) for any of BOOT_STATS (e.g. balanced accuracy), with a paired
+    percentile bootstrap interval: both models' confusion matrices from the same resampled rows."""
+    if metric not in BOOT_STATS:
+        raise DermkdError(f"unknown metric {metric!r}; known: {', '.join(BOOT_STATS)}")
+    t, a, b = _vectors(("y_true", y_true), ("pred_a", pred_a), ("pred_b", pred_b))
+    everyone = np.arange(t.size)[None]
+    idx = _boot_indices(t.size, n_boot, seed)
+    point, boot = [], []
+    for pred in (a, b):
+        codes = t * num_classes + pred
+        point.append(_boot_statistics(_boot_confusions(codes, everyone, num_classes))[metric][0])
+        boot.append(_boot_statistics(_boot_confusions(codes, idx, num_classes))[metric])
+    lo, hi = np.nanquantile(boot[1] - boot[0], [(1 - confidence) / 2, 1 - (1 - confidence) / 2])
+    return float(point[1] - point[0]), float(lo), float(hi)
+
+
 def paired_wilcoxon(scores_a, scores_b) -> dict:
     """Wilcoxon signed-rank test of paired scores (same seeds/folds), two-sided."""
     a, b = _vectors(("scores_a", scores_a), ("scores_b", scores_b), numeric=True)
