@@ -89,6 +89,27 @@ def test_distill_from_two_teachers_through_the_store_and_the_cli(two_teachers):
     assert read_json(out / "ens" / "metrics.json")["n"] == len(data.labels["test"])
 
 
+def test_distill_cli_with_a_larger_teacher_input(two_teachers):
+    cfg, data, runs, out = two_teachers
+    dsc = [DERMKD, "distill", "--teacher", str(runs[0]), "--profile", "tiny", "--out", str(out), "--name", "hr0",
+           "--teacher-cache", "2", "--teacher-image-size", "48"]
+    proc = subprocess.run(dsc, capture_output=True, text=True, timeout=600)  # the DSC's flatten is sized for 32 px
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith(
+        "dermkd: error: the teacher cannot take 48 px inputs")
+    resnet = dataclasses.replace(cfg, model=cfg.teacher, kd=dataclasses.replace(cfg.kd, strategy="baseline"))
+    teacher = run_stage(resnet, data, out / "r18").run_dir
+    args = [DERMKD, "distill", "--teacher", str(teacher), "--profile", "tiny", "--out", str(out), "--name", "hr",
+            "--teacher-cache", "2", "--teacher-image-size", "48"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    env = read_json(out / "hr" / "env.json")
+    assert env["teacher_store"]["teacher_image_size"] == 48 and env["data"]["image_size"] == 32
+    bad = subprocess.run(args[:-4] + ["--teacher-image-size", "48", "--name", "hr2"], capture_output=True, text=True,
+                         timeout=600)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (
+        "dermkd: error: bad config value: teacher_image_size needs the teacher-logit store (teacher_cache > 0)")
+
+
 def test_study_ensemble_teacher_and_a_shared_teacher_seed(tmp_path):
     study = {"name": "s", "profile": "tiny", "seeds": [0, 1], "teacher_seed": 0,
              "base": {"train": {"epochs": 1, "limit_train_batches": 2}, "teacher": {"name": "resnet18"}},

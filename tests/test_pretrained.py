@@ -160,3 +160,32 @@ def test_warmup_ramps_each_group_linearly_then_holds():
     expected = [[5e-4 * f, 1e-3 * f] for f in (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)]
     for got, want in zip(seen, expected):
         assert got == pytest.approx(want)
+
+
+# --------------------------------------------------------------------------- end to end, through the CLI
+def test_cli_fine_tunes_a_pretrained_lite_with_every_new_flag(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from dermkd.io import read_json
+
+    package_file("efficientnet_lite0")
+    dermkd = str(Path(sys.executable).with_name("dermkd"))
+    args = [dermkd, "train", "--profile", "tiny", "--out", str(tmp_path), "--name", "lite", "--model",
+            "efficientnet_lite0", "--pretrained", "imagenet", "--trainable-stages", "1", "--backbone-lr-scale", "0.1",
+            "--warmup-epochs", "0.5", "--split-strategy", "source-shift", "--refit", "--epochs", "2"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = tmp_path / "lite"
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["optim"]["backbone_lr_scale"] == 0.1 and cfg["optim"]["warmup_epochs"] == 0.5
+    assert cfg["data"]["split_strategy"] == "source-shift" and cfg["train"]["refit"] is True
+    env = read_json(run / "env.json")
+    assert env["data"]["split_strategy"] == "source-shift" and env["data"]["refit"]
+    ckpt = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    spec = ckpt["hyper_parameters"]["model_spec"]
+    assert spec["initial_weights"]["source"] == "package" and spec["name"] == "efficientnet_lite0"
+    assert spec["trainable_parameters"] < spec["parameters"]
+    assert len((run / "history.csv").read_text().splitlines()) == 1 + 2  # header + two epochs

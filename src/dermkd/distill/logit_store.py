@@ -140,7 +140,11 @@ def _build(folder: Path, teacher: Teacher, data: PreparedData, parts: dict[str, 
             chunk = flat[start:start + batch_size]
             x = torch.stack([apply_view(images[i], params[i, j], size) for i, j in chunk])
             y = torch.stack([labels[i] for i, _ in chunk])
-            out = teacher(x.contiguous(memory_format=torch.channels_last), y).float().numpy()
+            try:
+                out = teacher(x.contiguous(memory_format=torch.channels_last), y).float().numpy()
+            except RuntimeError as exc:  # e.g. a flatten sized for another input (the DSC's)
+                raise DermkdError(f"the teacher cannot take {size} px inputs ({str(exc).splitlines()[0][:160]}); "
+                                  "train it at that size or leave --teacher-image-size out") from None
             rows, cols = zip(*chunk)
             logits[list(rows), list(cols)] = out.astype(np.float16)
     logits.flush()
