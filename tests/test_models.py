@@ -317,7 +317,7 @@ def test_pretrained_imagenet_without_network_is_a_clear_error(monkeypatch):
     msg = str(err.value)
     assert "--pretrained-file" in msg
     assert "resnet18" in msg and "OSError: Network is unreachable" in msg
-    assert calls == [("resnet18", True)]
+    assert calls == [("resnet18", False), ("resnet18", True)]  # our 9-class net, then the hub's 1000-class one
 
 
 # --------------------------------------------------------------------------- registry

@@ -229,7 +229,11 @@ def test_summary_failures_and_seeds(full):
     for text in (html, md):
         assert failed in text and FAILED_ERROR in text
     summary = section(html, "Summary")
-    assert "The best by top-1 accuracy is" in summary and "evidence is too weak to say" in summary
+    assert "The best by top-1 accuracy is" in summary
+    counts = re.search(r"(\d+) of (\d+) runs are better, (\d+) worse, and for (\d+) the evidence", summary)
+    assert counts and int(counts[1]) + int(counts[3]) + int(counts[4]) == int(counts[2]) > 0
+    claims = section(html, "The paper&#x27;s claims") or section(html, "The paper's claims")
+    assert claims.count("<tr>") == 1 + 5 and "Paired top-1 difference of each run" in claims
     assert "our best macro OvR accuracy is" in summary
     assert "need more seeds" in section(html, "Across seeds")
     assert "Sweep: kd_multiplier" in html
@@ -272,3 +276,15 @@ def test_a_partial_study_says_so(tmp_path):
         "name: s\nprofile: tiny\nbase: {}\nseeds: [0]\nsweeps:\n  a: {strategy: [baseline, standard]}\n")
     study = load_study_dir(src)
     assert study.planned == 2 and len(study.runs) == 1
+
+
+def test_claim_verdicts_follow_the_paired_intervals():
+    from dermkd.report.claims import FAILS, HOLDS, UNKNOWN, _verdict
+
+    assert _verdict([("a", (3.0, 1.0, 5.0)), ("b", (2.0, 0.5, 4.0))])[0] == HOLDS
+    assert _verdict([("a", (3.0, 1.0, 5.0)), ("b", (-2.0, -4.0, -0.5))])[0] == FAILS
+    assert _verdict([("a", (3.0, 1.0, 5.0)), ("b", (1.0, -1.0, 3.0))])[0] == UNKNOWN
+    verdict, text = _verdict([])
+    assert verdict == UNKNOWN and "not in this study" in text
+    _, text = _verdict([(f"r{i}", (float(i), i - 1.0, i + 1.0)) for i in range(4)])
+    assert text.startswith("4 paired comparisons: 2 above 0, 0 below 0, 2 include 0; differences +0.0 to +3.0")

@@ -127,3 +127,22 @@ def pareto(points: dict[str, Point], stem: Path, references: dict[str, Point] | 
     return _save(fig, stem, "Accuracy (95% bootstrap CI) against CPU latency of students distilled from the same "
                             f"teacher; on the Pareto front: {', '.join(front)}."
                             + (f" Open squares, for comparison: {', '.join(references)}." if references else ""))
+
+
+def forest(rows: list[tuple[str, float, float, float]], stem: Path) -> Figure:
+    """Paired differences from the baseline: `rows = [(label, diff, ci low, ci high)]`, in
+    top-1 points; one horizontal interval per run, a vertical line at 0."""
+    fig = MplFigure(figsize=(7.0, 0.32 * len(rows) + 1.2))
+    ax = fig.subplots()
+    ys = np.arange(len(rows))[::-1]
+    for y, (_, d, lo, hi) in zip(ys, rows):
+        color = "C2" if lo > 0 else "C3" if hi < 0 else "C7"
+        ax.errorbar([d], [y], xerr=[[d - lo], [hi - d]], fmt="o", color=color, capsize=3)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(ys, [r[0] for r in rows], fontsize=7)
+    ax.set(xlabel="top-1 difference from the baseline student (points, paired 95% bootstrap CI)",
+           title="Each run against its baseline, same test images")
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, stem, "Paired top-1 difference of each run from its baseline student (same seed, same test "
+                            "images), with a 95% paired bootstrap interval: green above 0, red below, grey "
+                            "includes 0.")

@@ -11,6 +11,7 @@ from pathlib import Path
 from dermkd.io import write_text
 from dermkd.report import sections
 from dermkd.report.analysis import ALPHA, Analysis
+from dermkd.report.claims import claims_section
 from dermkd.report.cells import METRIC_NOTE
 from dermkd.report.costs import CostMeter
 from dermkd.report.document import Report, Section
@@ -41,7 +42,8 @@ def build_report(study: StudyData, out_dir: Path, meter: CostMeter) -> Report:
         about.blocks.append("Missing or unreadable files (their parts are skipped): " + "; ".join(study.problems)
                             + ".")
     # the summary reads the same cached intervals and tests as the tables, so they agree
-    return Report(f"dermkd study report: {study.root.name}", [summary_section(study, analysis), about, *body])
+    claims = claims_section(study, analysis, figures_dir)
+    return Report(f"dermkd study report: {study.root.name}", [claims, summary_section(study, analysis), about, *body])
 
 
 def write_report(study_dir: Path, out_dir: Path | None = None, *, latency_reps: int = 20) -> Path:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from dermkd.evaluate.stats import describe_difference
 from dermkd.report.analysis import ALPHA, Analysis
 from dermkd.report.cells import value, with_ci
 from dermkd.report.document import Section
@@ -39,14 +38,11 @@ def _differences_text(analysis: Analysis) -> str:
     comparisons = analysis.comparisons()
     if not comparisons:
         return "No run could be compared with a baseline on the same test images."
-    real = [describe_difference(c.run.run_id, c.baseline.run_id, c.test) for c in comparisons if c.significant]
-    weak = [c.run.run_id for c in comparisons if not c.significant]
-    parts = [f"Against their baseline on the same test images (McNemar, p < {ALPHA}), "
-             + (f"{len(real)} of {len(comparisons)} runs differ: {'; '.join(real)}." if real
-                else f"no run of {len(comparisons)} differs significantly.")]
-    if weak:
-        parts.append(f"For {', '.join(weak)} the evidence is too weak to say whether they differ from the baseline.")
-    return " ".join(parts)
+    better = sum(c.significant and c.test["b10"] > c.test["b01"] for c in comparisons)  # b10: only the run right
+    worse = sum(c.significant for c in comparisons) - better
+    return (f"Against their baseline on the same test images (McNemar, p < {ALPHA}), {better} of "
+            f"{len(comparisons)} runs are better, {worse} worse, and for {len(comparisons) - better - worse} the "
+            "evidence is too weak to tell; the forest plot above shows each run's difference.")
 
 
 def _ovr_text(study: StudyData) -> str:
