@@ -46,7 +46,7 @@ def test_shipped_study_configs_expand():
         kd = load_study(CONFIGS / name)
         assert kd.teacher_seed == 0 and kd.seeds == [0, 1, 2, 3, 4]
         assert sorted((s.strategy, s.teacher) for s in kd.specs() if s.seed == 0) == [
-            ("baseline", "-"), ("standard", "efficientnet_lite0"), ("standard", "efficientnet_lite0+efficientnet_lite2")]
+            ("baseline", "-"), ("standard", "efficientnet_lite0"), ("standard", "efficientnet_lite0+efficientnet_lite1")]
         cfg = kd.base_config()
         assert (cfg.teacher.pretrained, cfg.teacher.trainable_stages, cfg.kd.teacher_cache) == ("imagenet", 3, 8)
     assert load_study(CONFIGS / "study-kd-pretrained-shift.yaml").base_config().data.split_strategy == "source-shift"
