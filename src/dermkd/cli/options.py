@@ -63,7 +63,7 @@ BackboneLrScale = Annotated[Optional[float], P(help="The backbone learns at lr x
 WarmupEpochs = Annotated[Optional[float], P(help="Linear lr warm-up over this many epochs (0: none).")]
 Scheduler = Annotated[Optional[str], P(help="plateau | cosine | none.")]
 Model = Annotated[Optional[str], P(help="Model name from the registry (see `dermkd models`).")]
-Pretrained = Annotated[Optional[str], P(help="imagenet (timm hub download) | none.")]
+Pretrained = Annotated[Optional[str], P(help="imagenet (an installed weights package, else timm's hub) | none.")]
 PretrainedFile = Annotated[Optional[Path], P(help="Local weights file (.pth/.safetensors) for the model.")]
 TrainableStages = Annotated[Optional[str], P(help="Trailing stages to fine-tune: 0 = head only, N, or all.")]
 BnMomentum = Annotated[Optional[float], P(help="Student BatchNorm momentum (PyTorch convention; paper: 0.01).")]
