@@ -423,6 +423,8 @@ def _setup_logging() -> None:
                         handlers=[RichHandler(console=Console(stderr=True), show_path=False)])
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    # partial fine-tuning keeps the frozen stages in eval mode on purpose (Classifier.train)
+    warnings.filterwarnings("ignore", r".*module\(s\) in eval mode at the start of training.*")
 
 
 def main() -> None:
