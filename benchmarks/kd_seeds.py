@@ -10,7 +10,6 @@ sensitivity. Writes Markdown to stdout (and to --out).
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import statistics
 from pathlib import Path
@@ -26,13 +25,13 @@ METRICS = (("top1_accuracy", "top-1"), ("balanced_accuracy", "balanced acc."))
 
 
 def finished_runs(study: Path) -> dict[str, dict[int, Path]]:
-    """config (the run id without its seed) -> seed -> run directory, finished runs only."""
-    with (study / "results.csv").open(newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["status"] == "done"]
+    """config (the run id without its seed) -> seed -> run directory, for every run with a
+    metrics.json (results.csv lists only the runs of the latest invocation while it runs)."""
     out: dict[str, dict[int, Path]] = {}
-    for r in rows:
-        config = re.sub(r"-s\d+(-f\d+)?$", "", r["run"])
-        out.setdefault(config, {})[int(r["seed"])] = study / "runs" / r["run"]
+    for metrics in sorted((study / "runs").glob("*/metrics.json")):
+        run = metrics.parent
+        config = re.sub(r"-s\d+(-f\d+)?$", "", run.name)
+        out.setdefault(config, {})[int(read_json(run / "env.json")["seed"])] = run
     return out
 
 
