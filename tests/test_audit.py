@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from conftest import ISIC_TRAIN
+from helpers import ISIC_TRAIN
 from dermkd.data.audit import DEFAULT_THRESHOLD, AuditConfig, audit, print_summary, to_dict, write_audit
 from dermkd.data.audit import phash
 from dermkd.data.synthetic import render_lesion

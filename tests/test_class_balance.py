@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dermkd.config import build_config
 from dermkd.data.datamodule import DermDataModule
 from dermkd.distill.losses import OBJECTIVES, squared_hinge
 from dermkd.pipeline import load_data
+from dermkd.profiles import build_config
 from dermkd.train.stage import balanced_class_weights, run_stage
 
 
@@ -38,11 +38,11 @@ def test_balanced_sampler_draws_classes_equally():
     labels = torch.tensor([0] * 90 + [1] * 10)
     data = SimpleNamespace(images={"train": torch.zeros(100, 3, 8, 8, dtype=torch.uint8)},
                            labels={"train": labels}, classes=["a", "b"], image_size=8)
-    dm = DermDataModule(data, batch_size=50, augment=False, seed=0, balanced_sampler=True)
+    dm = DermDataModule(data, batch_size=50, augment=None, seed=0, balanced_sampler=True)
     drawn = torch.cat([y for _ in range(20) for _, y in dm.train_dataloader()])
     share = (drawn == 1).float().mean().item()
     assert 0.45 < share < 0.55  # 10% of the images, half of the draws
-    plain = DermDataModule(data, batch_size=50, augment=False, seed=0)
+    plain = DermDataModule(data, batch_size=50, augment=None, seed=0)
     assert (torch.cat([y for _, y in plain.train_dataloader()]) == 1).float().mean().item() == pytest.approx(0.1)
 
 

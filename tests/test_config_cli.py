@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +20,13 @@ import pytest
 import torch
 import yaml
 
-from conftest import build_tree
-from dermkd.config import PROFILES, DataConfig, OptimConfig, RunConfig, build_config
+from helpers import build_tree, optimizer_for
+
+from dermkd.config import DataConfig, RunConfig
 from dermkd.errors import DermkdError
 from dermkd.io import atomic_open, write_csv, write_json, write_text, write_yaml
-from dermkd.train.optimizers import KERAS_EPS, OPTIMIZERS, build_optimizer
+from dermkd.profiles import PROFILES, build_config
+from dermkd.train.optimizers import KERAS_EPS, OPTIMIZERS
 
 DERMKD = Path(sys.executable).with_name("dermkd")  # the console script of the running environment
 KNOWN_OPTIMIZERS = "adagrad, adam, adamax, nadam, rmsprop, sgd"
@@ -118,7 +121,26 @@ def test_bad_config_values(overrides, message):
 def test_optimizer_registry_is_table_3():
     assert OPTIMIZERS.names() == ["adagrad", "adam", "adamax", "nadam", "rmsprop", "sgd"]
     with pytest.raises(DermkdError, match=f"unknown optimizer 'nope'; known: {KNOWN_OPTIMIZERS}"):
-        build_optimizer(torch.nn.Linear(2, 2).parameters(), OptimConfig(name="nope"))
+        build_config("tiny", {"optim": {"name": "nope"}})
+
+
+@pytest.mark.parametrize("name", ["adam", "adagrad", "adamax", "nadam"])
+def test_momentum_for_an_optimizer_without_one_is_an_error_not_ignored(name):
+    with pytest.raises(DermkdError, match=f"optimizer '{name}' has no momentum"):
+        build_config("tiny", {"optim": {"name": name, "momentum": 0.9}})
+    assert build_config("tiny", {"optim": {"name": "rmsprop", "momentum": 0.9}}).optim.momentum == 0.9
+
+
+def test_scheduler_registry_builds_each_schedule():
+    plateau = optimizer_for(torch.nn.Linear(2, 2).parameters(), name="sgd", plateau_factor=0.25, plateau_patience=5,
+                            full=True)
+    sched = plateau["lr_scheduler"]
+    assert sched["monitor"] == "val_loss" and (sched["scheduler"].factor, sched["scheduler"].patience) == (0.25, 5)
+    cosine = optimizer_for(torch.nn.Linear(2, 2).parameters(), name="sgd", scheduler="cosine", full=True)
+    assert cosine["lr_scheduler"]["scheduler"].T_max == 3
+    assert "lr_scheduler" not in optimizer_for(torch.nn.Linear(2, 2).parameters(), scheduler="none", full=True)
+    with pytest.raises(DermkdError, match="unknown scheduler 'step'; known: cosine, none, plateau"):
+        build_config("tiny", {"optim": {"scheduler": "step"}})
 
 
 @pytest.mark.parametrize("name, cls", [
@@ -127,7 +149,7 @@ def test_optimizer_registry_is_table_3():
 ])
 def test_build_optimizer_keras_defaults(name, cls):
     net = torch.nn.Linear(3, 2)
-    opt = build_optimizer(net.parameters(), OptimConfig(name=name))
+    opt = optimizer_for(net.parameters(), name=name)
     assert type(opt) is cls
     group = opt.param_groups[0]
     assert group["lr"] == 0.01
@@ -148,7 +170,7 @@ def test_build_optimizer_keras_defaults(name, cls):
 
 def test_build_optimizer_passes_lr_and_momentum():
     net = torch.nn.Linear(3, 2)
-    opt = build_optimizer(net.parameters(), OptimConfig(name="sgd", lr=0.2, momentum=0.5, weight_decay=1e-4))
+    opt = optimizer_for(net.parameters(), name="sgd", lr=0.2, momentum=0.5, weight_decay=1e-4)
     g = opt.param_groups[0]
     assert (g["lr"], g["momentum"], g["weight_decay"]) == (0.2, 0.5, 1e-4)
 
@@ -156,7 +178,7 @@ def test_build_optimizer_passes_lr_and_momentum():
 def test_build_optimizer_excludes_frozen_params():
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     net[0].requires_grad_(False)
-    opt = build_optimizer(net.parameters(), OptimConfig(name="adamax"))
+    opt = optimizer_for(net.parameters(), name="adamax")
     params = opt.param_groups[0]["params"]
     assert len(params) == 2
     assert params[0] is net[1].weight and params[1] is net[1].bias
@@ -272,12 +294,14 @@ def test_cli_models_subprocess(cli_results):
     assert code == 0, err
     assert "Traceback" not in err
     lines = {line.split(":")[0]: line for line in out.splitlines() if ":" in line}
-    assert set(lines) == {"models", "strategies", "optimizers", "objectives"}
+    assert set(lines) == {"models", "strategies", "optimizers", "schedulers", "objectives", "layouts"}
     models = [m.strip() for m in lines["models"].split(":", 1)[1].split(",")]
     assert "dsc" in models and "resnet50" in models and "resnet18" in models
     assert lines["optimizers"] == f"optimizers: {KNOWN_OPTIMIZERS}"
     assert lines["strategies"] == "strategies: baseline, defective, reversed, self, standard, teacher-free"
     assert lines["objectives"] == "objectives: ce, svm"
+    assert lines["schedulers"] == "schedulers: cosine, none, plateau"
+    assert lines["layouts"] == "layouts: csv, folders, ham10000, isic2019, isic2020"
 
 
 def test_cli_missing_data(run_cli):
@@ -320,12 +344,17 @@ def test_cli_help(run_cli):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", ["train", "distill", "evaluate", "pipeline", "demo", "models"])
-def test_each_command_help(run_cli, command):
+@pytest.mark.parametrize("command, flags", [
+    ("evaluate", ["--data", "--split", "--split-file", "--output", "--predictions"]),
+    ("models", []),
+    ("demo", ["--out", "--epochs", "--threads", "--fresh"]),
+])
+def test_each_command_help_lists_its_options(run_cli, command, flags):
+    """The generated run commands are covered option by option in test_cli_generated.py."""
     code, out, err, _ = run_cli(command, "--help")
     assert code == 0, err
-    assert "Usage:" in out and f" {command} [OPTIONS]" in out
-    assert "Traceback" not in err
+    listed = set(re.findall(r"(--[a-z][a-z0-9-]*)", out)) - {"--help"}
+    assert listed == set(flags)
 
 
 def test_cli_unknown_optimizer_lists_known(run_cli, tmp_path):
@@ -348,7 +377,7 @@ def test_profile_teacher_falls_back_to_scratch_without_the_weights(monkeypatch, 
     from dermkd.models import pretrained
 
     monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
-    with caplog.at_level("WARNING", logger="dermkd.config"):
+    with caplog.at_level("WARNING", logger="dermkd.profiles"):
         cpu, demo = build_config("cpu"), build_config("demo")
     assert (cpu.teacher.name, cpu.teacher.pretrained, cpu.teacher.trainable_stages) == ("resnet50", "none", "all")
     assert (demo.teacher.name, demo.teacher.pretrained) == ("resnet18", "none")

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 import pytest
 import torch
 
-from conftest import ISIC_TRAIN, build_tree, write_image
+from helpers import ISIC_TRAIN, build_tree, write_image
 from dermkd.config import DataConfig
 from dermkd.data.prepare import prepare_data
 from dermkd.data.scan import scan_folders

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import write_image
+from helpers import write_image
 
 from dermkd.data import download
 from dermkd.data.download import (

@@ -13,9 +13,9 @@ import pytest
 import torch
 import yaml
 
-from dermkd.config import build_config
 from dermkd.io import read_json
 from dermkd.pipeline import load_data, run_pipeline
+from dermkd.profiles import build_config
 from dermkd.train.stage import run_stage
 
 DERMKD = str(Path(sys.executable).with_name("dermkd"))
@@ -117,7 +117,10 @@ def test_bf16_mixed_kd_run_trains_fp32_weights(tmp_path):
     teacher = run_stage(dataclasses.replace(cfg, kd=dataclasses.replace(cfg.kd, strategy="baseline")), data,
                         tmp_path / "teacher").run_dir
     result = run_stage(cfg, data, tmp_path / "kd", teacher_source=teacher)
-    assert result.metrics["n"] == len(data.labels["test"]) and 0 <= result.metrics["top1_accuracy"] <= 1
+    with (tmp_path / "kd" / "predictions.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert result.metrics["n"] == len(rows) == len(data.labels["test"])
+    assert result.metrics["top1_accuracy"] == pytest.approx(sum(r["label"] == r["pred"] for r in rows) / len(rows))
     assert yaml.safe_load((tmp_path / "kd" / "config.yaml").read_text())["train"]["precision"] == "bf16-mixed"
     state = torch.load(tmp_path / "kd" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
     weights = [v for v in _tensors(state) if v.is_floating_point()]

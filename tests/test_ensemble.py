@@ -12,11 +12,11 @@ import torch
 import yaml
 from torch import nn
 
-from dermkd.config import build_config
 from dermkd.distill.strategies import EnsembleTeacher, checkpoint_teacher
 from dermkd.errors import DermkdError
 from dermkd.io import read_json
 from dermkd.pipeline import load_data
+from dermkd.profiles import build_config
 from dermkd.study.grid import load_study
 from dermkd.study.runner import run_study
 from dermkd.train.stage import run_stage
@@ -64,13 +64,13 @@ def two_teachers(tmp_path_factory):
 
 def test_ensemble_record_and_errors(two_teachers):
     cfg, _, runs, _ = two_teachers
-    teacher, record = checkpoint_teacher(runs, dataclasses.replace(cfg.kd, teacher_weights=[2.0, 1.0]), 9)
+    teacher, record = checkpoint_teacher(runs, 9, teacher_weights=[2.0, 1.0], temperature=cfg.kd.temperature)
     assert isinstance(teacher, EnsembleTeacher) and record["model"] == "ensemble"
     assert record["weights"] == [2.0, 1.0] and len(record["members"]) == 2 and len(record["sha256"]) == 64
-    _, other = checkpoint_teacher(runs, dataclasses.replace(cfg.kd, teacher_weights=[1.0, 1.0]), 9)
+    _, other = checkpoint_teacher(runs, 9, teacher_weights=[1.0, 1.0], temperature=cfg.kd.temperature)
     assert other["sha256"] != record["sha256"]  # another mixture, another store key
     with pytest.raises(DermkdError, match="2 teachers but 3 teacher weights"):
-        checkpoint_teacher(runs, dataclasses.replace(cfg.kd, teacher_weights=[1.0, 1.0, 1.0]), 9)
+        checkpoint_teacher(runs, 9, teacher_weights=[1.0, 1.0, 1.0], temperature=cfg.kd.temperature)
     with pytest.raises(DermkdError, match="teacher_weights must be > 0"):
         build_config("tiny", {"kd": {"teacher_weights": [1.0, 0.0]}})
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import write_image
+from helpers import write_image
 
 from dermkd.data.layouts import (
     LAYOUTS,
@@ -275,10 +275,11 @@ def test_csv_layout_missing_images_columns_duplicates(tmp_path):
 
 
 def test_layout_registry():
-    assert LAYOUTS.names() == ["csv", "ham10000", "isic2019", "isic2020"]
-    assert LAYOUTS.get("ham10000") is read_ham10000
-    with pytest.raises(DermkdError, match="unknown data layout 'folders'; known: csv, ham10000, isic2019"):
-        LAYOUTS.get("folders")
+    assert LAYOUTS.names() == ["csv", "folders", "ham10000", "isic2019", "isic2020"]
+    assert [n for n in LAYOUTS if LAYOUTS.get(n).needs_metadata] == ["csv", "ham10000", "isic2019", "isic2020"]
+    assert [n for n in LAYOUTS if LAYOUTS.get(n).near_duplicates] == ["folders"]
+    with pytest.raises(DermkdError, match="unknown data layout 'ham'; known: csv, folders, ham10000, isic2019"):
+        LAYOUTS.get("ham")
 
 
 # --------------------------------------------------------------------------- through prepare_data

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from dermkd.config import build_config
 from dermkd.data.augment import DEFAULT_AUGMENT, PARAMS, TrainAugment, apply_view, sample_views
 from dermkd.distill import logit_store
 from dermkd.distill.logit_store import StoredViews, open_or_build, store_key
@@ -17,6 +16,7 @@ from dermkd.errors import DermkdError
 from dermkd.io import read_json
 from dermkd.models import create_model
 from dermkd.pipeline import load_data
+from dermkd.profiles import build_config
 from dermkd.train.stage import run_stage
 
 

@@ -123,15 +123,15 @@ def test_efficientnet_trainable_stages_count_block_groups():
 
 # --------------------------------------------------------------------------- fine-tuning schedule
 def _lit(model, **optim):
-    import dataclasses
     from types import SimpleNamespace
 
-    from dermkd.config import KDConfig, OptimConfig
-    from dermkd.train.module import LitClassifier
+    from dermkd.config import OptimConfig, RunConfig
+    from dermkd.train.trainer import build_module
 
-    lit = LitClassifier(model, {}, dataclasses.asdict(OptimConfig(**optim)), dataclasses.asdict(KDConfig()))
+    lit = build_module(RunConfig(optim=OptimConfig(**optim)), model, {})
+    lit._trainer = SimpleNamespace(optimizers=[], num_training_batches=4, global_step=0, max_epochs=3)
     opt = lit.configure_optimizers()["optimizer"]
-    lit._trainer = SimpleNamespace(optimizers=[opt], num_training_batches=4, global_step=0, max_epochs=3)
+    lit._trainer.optimizers.append(opt)
     return lit, opt
 
 

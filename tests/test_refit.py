@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from dermkd.config import build_config
 from dermkd.evaluate.evaluate import evaluate_model
 from dermkd.io import read_json
 from dermkd.pipeline import load_data
+from dermkd.profiles import build_config
 from dermkd.train.checkpoints import load_model
 from dermkd.train.stage import run_stage
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ISIC_TRAIN, write_image
+from helpers import ISIC_TRAIN, write_image
 
 from dermkd.config import DataConfig
 from dermkd.data.prepare import prepare_data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -114,7 +115,9 @@ def test_results_table_csv_and_parquet(tiny_study):
     assert [r["run"] for r in table] == [s.run_id for s in study.specs()]
     pq_rows = pq.read_table(root / "results.parquet").to_pylist()
     assert [r["run"] for r in pq_rows] == [r["run"] for r in table]
-    assert all(0.0 <= r["top1_accuracy"] <= 1.0 and r["params"] > 0 for r in pq_rows)
+    for r in pq_rows:  # each row is its run's own metrics.json
+        metrics = json.loads((root / "runs" / r["run"] / "metrics.json").read_text())
+        assert r["top1_accuracy"] == metrics["top1_accuracy"] and r["params"] == metrics["model"]["parameters"] > 0
     assert {"macro_sensitivity", "macro_npv", "balanced_accuracy", "wall_seconds"} <= set(pq_rows[0])
 
 

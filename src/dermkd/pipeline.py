@@ -4,7 +4,7 @@ The KD run follows `cfg.kd.strategy` (standard by default: the teacher teaches t
 student; reversed: the baseline student teaches the teacher architecture; and so on).
 
 All stages share one data preparation (decoded once) and one split, written to
-`runs/<name>/split.csv`. Finished stages are reused, so an interrupted pipeline resumes.
+the pipeline folder's split file. Finished stages are reused, so an interrupted pipeline resumes.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 from dermkd.config import RunConfig
 from dermkd.data.prepare import PreparedData, prepare_data, resolve_root
 from dermkd.data.splits import write_split
-from dermkd.distill.strategies import STRATEGIES
+from dermkd.plan import plan_stages
 from dermkd.report.comparison import comparison_rows, print_table, write_tables
+from dermkd.rundir import RunDir
 from dermkd.train.stage import StageResult, run_stage
 
 log = logging.getLogger(__name__)
@@ -38,26 +39,18 @@ def pin_split(cfg: RunConfig, split_csv: Path, resume: bool) -> RunConfig:
 
 
 def run_pipeline(cfg: RunConfig, resume: bool = True) -> list[StageResult]:
-    base = Path(cfg.out_dir) / cfg.name
-    cfg = pin_split(cfg, base / "split.csv", resume)
+    base = RunDir(Path(cfg.out_dir) / cfg.name)
+    cfg = pin_split(cfg, base.split, resume)
     data = load_data(cfg)
-    write_split(base / "split.csv", data.rows)
-
-    def stage(name: str, model, strategy: str, teacher: Path | None = None) -> StageResult:
-        log.info("stage %s: %s (%s)", name, model.name, strategy)
-        cache = cfg.kd.teacher_cache if STRATEGIES.get(strategy).source else 0  # only a taught stage stores
-        c = dataclasses.replace(cfg, name=name, out_dir=str(base), model=model,
-                                kd=dataclasses.replace(cfg.kd, strategy=strategy, teacher_cache=cache))
-        return run_stage(c, data, base / name, teacher_source=teacher, resume=resume)
-
-    teacher = stage("teacher", cfg.teacher, "baseline")
-    baseline = stage("baseline-student", cfg.model, "baseline")
-    strategy = STRATEGIES.get(cfg.kd.strategy)
-    source = {"teacher": teacher.run_dir, "student": baseline.run_dir, None: None}[strategy.source]
-    trained = cfg.teacher if strategy.trains == "teacher" else cfg.model
-    kd = stage(f"kd-{strategy.trains}", trained, cfg.kd.strategy, teacher=source)
-    results = [teacher, baseline, kd]
+    write_split(base.split, data.rows)
+    done: dict[str, StageResult] = {}
+    for stage in plan_stages(cfg):
+        log.info("stage %s: %s (%s)", stage.name, stage.cfg.model.name, stage.cfg.kd.strategy)
+        c = dataclasses.replace(stage.cfg, name=stage.name, out_dir=str(base.path))
+        source = done[stage.source].run_dir if stage.source else None
+        done[stage.name] = run_stage(c, data, base.path / stage.name, teacher_source=source, resume=resume)
+    results = list(done.values())
     rows = comparison_rows([(r.name, r.metrics) for r in results])
-    write_tables(rows, base)
+    write_tables(rows, base.path)
     print_table(rows, f"{cfg.name}: test split, n={rows[0]['n_test']}")
     return results

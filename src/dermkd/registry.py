@@ -6,8 +6,11 @@ and an unknown name is a `DermkdError` that lists the known ones.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 from typing import Generic, TypeVar
 
 from dermkd.errors import DermkdError
@@ -35,6 +38,19 @@ class Registry(Generic[T]):
         except KeyError:
             raise DermkdError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}") from None
 
+    @contextlib.contextmanager
+    def scoped(self, name: str, obj: T) -> Iterator[T]:
+        """`obj` registered as `name` inside the block only (a plug-in tried out, a test)."""
+        before = self._items.get(name)
+        self._items[name] = obj
+        try:
+            yield obj
+        finally:
+            if before is None:
+                del self._items[name]
+            else:
+                self._items[name] = before
+
     def names(self) -> list[str]:
         return sorted(self._items)
 
@@ -43,3 +59,10 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def declared_kwargs(fn: Callable[..., Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of `values` that `fn` declares as keyword parameters: a factory takes
+    plain keyword arguments and says by its signature which settings it reads."""
+    params = inspect.signature(fn).parameters
+    return {k: v for k, v in values.items() if k in params}

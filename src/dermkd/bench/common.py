@@ -68,7 +68,7 @@ class BenchContext:
     @cached_property
     def data(self):
         """The prepared data set (uint8 cache): isic9 or synthetic, at `image_size`."""
-        from dermkd.config import build_config
+        from dermkd.profiles import build_config
         from dermkd.pipeline import load_data
 
         profile = "tiny" if self.smoke else "cpu"

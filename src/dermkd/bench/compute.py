@@ -20,9 +20,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dermkd.bench.common import BENCHMARKS, BenchContext, Figure, interleave
 from dermkd.bench.training import (CHANNELS_LAST, adamax, batch_size, datamodule, layout, run_config,
-                                   student_factory, torch_threads, train_step)
+                                   student_factory, train_step)
 from dermkd.models.classifier import Classifier
 from dermkd.precision import autocast
+from dermkd.train.trainer import torch_threads
 
 
 class CropConv2d(nn.Conv2d):

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 
 from dermkd.bench.common import BENCHMARKS, BenchContext, Figure, check, interleave
 from dermkd.bench.training import (MEMORY_FORMAT, adamax, batch_size, datamodule, layout, run_config,
-                                   student_factory, torch_threads, train_step)
+                                   student_factory, train_step)
+from dermkd.train.trainer import torch_threads
 
 TARGET = 3.0
 

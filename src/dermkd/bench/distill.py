@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 from dermkd.bench.common import BENCHMARKS, BenchContext, Figure, check, interleave
-from dermkd.bench.training import batch_size, datamodule, dermkd_fit, run_config, student_factory, torch_threads
+from dermkd.bench.training import batch_size, datamodule, dermkd_fit, run_config, student_factory
 from dermkd.config import RunConfig
 from dermkd.distill.logit_store import open_or_build
 from dermkd.distill.strategies import Teacher, checkpoint_teacher
 from dermkd.models import create_model
 from dermkd.report.paired import compare_runs
+from dermkd.train.trainer import torch_threads
 
 TARGET = 1.15  # KD from the store / student alone, epoch time
 TEACHER = "resnet50"
@@ -32,7 +33,8 @@ def _teacher(ctx: BenchContext) -> tuple[Teacher, str, str]:
     """(teacher, its checkpoint sha256 or a stand-in key, description): the trained one if given."""
     cfg = run_config(ctx)
     if ctx.teacher_run is not None:
-        teacher, record = checkpoint_teacher(ctx.teacher_run, cfg.kd, len(ctx.data.classes))
+        teacher, record = checkpoint_teacher(ctx.teacher_run, len(ctx.data.classes), teacher_weights=None,
+                                             temperature=cfg.kd.temperature)
         return teacher, record["sha256"], f"trained {record['model']} ({ctx.teacher_run})"
     model = create_model(TEACHER, len(ctx.data.classes), image_size=ctx.image_size)
     return Teacher(model), f"random-{TEACHER}-{ctx.image_size}-seed{ctx.seed}", f"{TEACHER}, random weights"

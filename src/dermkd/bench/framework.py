@@ -21,10 +21,11 @@ import lightning as L
 
 from dermkd.bench.common import BENCHMARKS, BenchContext, Figure, check
 from dermkd.bench.training import (MEMORY_FORMAT, STUDENT, adamax, batch_size, datamodule, dermkd_fit, layout,
-                                   plain_torch, run_config, student_factory, torch_threads, train_step)
+                                   plain_torch, run_config, student_factory, train_step)
 from dermkd.config import RunConfig
 from dermkd.data.datamodule import DermDataModule
 from dermkd.models.classifier import Classifier
+from dermkd.train.trainer import torch_threads
 
 TARGET = 0.90
 

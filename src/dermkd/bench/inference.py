@@ -28,13 +28,14 @@ import numpy as np
 import torch
 
 from dermkd.bench.common import BENCHMARKS, BenchContext, Figure, interleave
-from dermkd.bench.training import torch_threads
 from dermkd.data.prepare import PreparedData
 from dermkd.errors import DermkdError
 from dermkd.evaluate.rundata import run_config, run_data
 from dermkd.export import FORMATS, Predictor, Source, export_model, load_predictor, source_from_run
 from dermkd.export.predictor import eager
 from dermkd.models import create_model
+from dermkd.rundir import RunDir
+from dermkd.train.trainer import torch_threads
 
 BENCH = "inference"
 EAGER = "eager"
@@ -64,7 +65,7 @@ def subjects(ctx: BenchContext) -> list[Subject]:
     loaded: dict[str, PreparedData] = {}  # one decode per distinct data set, split and size
 
     def data_of(run: Path) -> PreparedData:
-        key = repr(dataclasses.replace(run_config(run).data, split_file=(run / "split.csv").read_text()))
+        key = repr(dataclasses.replace(run_config(run).data, split_file=RunDir(run).split.read_text()))
         if key not in loaded:
             loaded[key] = run_data(run)
         return loaded[key]

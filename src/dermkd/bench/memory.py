@@ -37,7 +37,7 @@ print(json.dumps({{"peak_kib": int(re.search(r"VmHWM:\\s+(\\d+) kB", status).gro
 BODIES = {
     "baseline": "",
     "training": """
-from dermkd.config import build_config
+from dermkd.profiles import build_config
 cfg = build_config(args["profile"], args["overrides"])
 dermkd.train.stage.run_stage(cfg, dermkd.pipeline.load_data(cfg), args["run_dir"], resume=False)
 """,

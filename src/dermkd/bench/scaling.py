@@ -16,8 +16,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dermkd.bench.common import BENCHMARKS, BenchContext, Figure, check, interleave
-from dermkd.bench.training import (batch_size, datamodule, dermkd_fit, run_config, student_factory,
-                                   torch_threads)
+from dermkd.bench.training import batch_size, datamodule, dermkd_fit, run_config, student_factory
+from dermkd.train.trainer import torch_threads
 
 MULTIPLES = (1, 2, 4)
 TARGET_R2 = 0.99

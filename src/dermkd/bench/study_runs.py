@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dermkd.errors import DermkdError
 from dermkd.report.loading import load_study_dir
+from dermkd.rundir import RunDir
 
 
 def runs_from_study(study_dir: Path) -> dict[str, Path]:
@@ -26,10 +27,10 @@ def runs_from_study(study_dir: Path) -> dict[str, Path]:
     found = {"student_run": root / "runs" / live_run.run_id,
              "teacher_run": root / "teachers" / f"{live_run.axes['teacher']}-s{live_run.axes['seed']}",
              "live_run": root / "runs" / live_run.run_id, "store_run": root / "runs" / store_run.run_id}
-    needs = {"student_run": "checkpoints/best.ckpt", "teacher_run": "checkpoints/best.ckpt",
-             "live_run": "predictions.csv", "store_run": "predictions.csv"}
+    needs = {"student_run": "best", "teacher_run": "best", "live_run": "predictions", "store_run": "predictions"}
     for role, path in found.items():
-        if not (path / needs[role]).is_file():
-            raise DermkdError(f"{path}: no {needs[role]} (a study copied without its checkpoints cannot be "
-                              "benchmarked)")
+        needed = getattr(RunDir(path), needs[role])
+        if not needed.is_file():
+            raise DermkdError(f"{path}: no {needed.relative_to(path)} (a study copied without its checkpoints cannot "
+                              "be benchmarked)")
     return found

@@ -7,38 +7,24 @@ exactly by `apply_view`. Live training samples a fresh view per image per epoch
 image once, saves their parameters beside the teacher's logits, and replays the very
 same views to the student, as in Fast Knowledge Distillation (Shen & Xing 2021).
 
-The distributions are those of the earlier `v2.Compose` pipeline (RandomResizedCrop
+The parameters are `config.AugmentConfig` (the `augment` section of a run's config). The
+default distributions are those of the earlier `v2.Compose` pipeline (RandomResizedCrop
 scale 0.7-1, ratio 0.9-1.1, both flips, rotation +-20 deg, ColorJitter 0.15/0.15/0.1/0.02),
 except that the colour operations run in a fixed order rather than a random one.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 
 import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from dermkd.config import AugmentConfig
+
 PARAMS = ("top", "left", "height", "width", "hflip", "vflip", "angle",
           "brightness", "contrast", "saturation", "hue")
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    scale: tuple[float, float] = (0.7, 1.0)  # crop area / image area
-    ratio: tuple[float, float] = (0.9, 1.1)  # crop width / height
-    flip_p: float = 0.5  # each of the horizontal and vertical flips
-    degrees: float = 20.0
-    brightness: float = 0.15
-    contrast: float = 0.15
-    saturation: float = 0.1
-    hue: float = 0.02
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 DEFAULT_AUGMENT = AugmentConfig()

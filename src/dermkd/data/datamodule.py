@@ -12,6 +12,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
+from dermkd.config import AugmentConfig
+from dermkd.data.augment import DEFAULT_AUGMENT
 from dermkd.data.prepare import PreparedData
 from dermkd.data.transforms import eval_transform, train_transform
 
@@ -33,7 +35,7 @@ class CachedImages(Dataset):
 
 
 class DermDataModule(L.LightningDataModule):
-    def __init__(self, data: PreparedData, batch_size: int, *, augment: bool = True,
+    def __init__(self, data: PreparedData, batch_size: int, *, augment: AugmentConfig | None = DEFAULT_AUGMENT,
                  num_workers: int = 0, seed: int = 0, balanced_sampler: bool = False,
                  store: LogitStore | None = None) -> None:
         super().__init__()
@@ -50,7 +52,7 @@ class DermDataModule(L.LightningDataModule):
             from dermkd.distill.logit_store import StoredViews
 
             return StoredViews(self.data.images[split], self.data.labels[split], self.store, self.data.image_size)
-        tf = train_transform(self.data.image_size) if train and self.augment else eval_transform()
+        tf = train_transform(self.data.image_size, self.augment) if train and self.augment else eval_transform()
         return CachedImages(self.data.images[split], self.data.labels[split], tf)
 
     def loader(self, split: str, train: bool = False) -> DataLoader:

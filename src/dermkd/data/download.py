@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from dermkd.data.layouts import index_images, read_table
+from dermkd.data.tables import index_images, read_table
 from dermkd.data.taxonomy import LABEL_SCHEMES, class_order, normalise, try_map_label
 from dermkd.errors import DermkdError
 from dermkd.io import atomic_open

@@ -1,4 +1,4 @@
-"""Readers for data-set layouts other than class folders: HAM10000, ISIC 2019, a generic CSV.
+"""Data-set layouts: class folders, HAM10000, ISIC 2019/2020, a generic CSV.
 
 Each reader returns `LayoutData(samples, classes, groups)`, a named tuple that unpacks as
 `samples, classes, groups = read_...(...)`: the `Sample` list of `dermkd.data.scan` (absolute
@@ -6,19 +6,21 @@ path, path relative to the image root as the split key, canonical label), the cl
 in canonical order, and one group key per sample. Images of one group (one lesion) must
 stay in one split. Layout problems are one-line `DermkdError`s naming the file.
 
-The class-folder layout stays in `dermkd.data.scan.scan_folders`.
+`LAYOUTS` holds every layout, class folders (`dermkd.data.scan.scan_folders`) included,
+behind one signature: `Layout.read(root, metadata, allow_new)`.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from dermkd.data.scan import IMAGE_EXTENSIONS, Sample
+from dermkd.data.scan import Sample, scan_folders
+from dermkd.data.tables import check_unique, index_images, locate_images, read_table, to_samples
 from dermkd.data.taxonomy import (
     HAM10000_TO_ISIC9,
     ISIC9,
@@ -37,89 +39,20 @@ log = logging.getLogger(__name__)
 class LayoutData(NamedTuple):
     samples: list[Sample]
     classes: list[str]  # canonical order (class_order)
-    groups: list[str]  # one group key per sample
+    groups: list[str] | None  # one group key (lesion) per sample; None: no lesion ids (class folders)
 
 
-LAYOUTS: Registry[Callable[..., LayoutData]] = Registry("data layout")
+@dataclass(frozen=True)
+class Layout:
+    """A data-set layout: how its samples are read, and what it needs."""
 
-# ISIC 2018 task 3 ground truth: the same one-hot format with HAM10000's classes.
-_ISIC2018_COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
-
-
-# --------------------------------------------------------------------------- helpers
-def read_table(path: Path, required: tuple[str, ...], what: str) -> list[dict[str, str]]:
-    """Rows of a CSV (BOM and surrounding spaces tolerated) that has `required` columns."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DermkdError(f"{what} not found: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
-        missing = [c for c in required if c not in header]
-        if missing:
-            found = ", ".join(h for h in header if h) or "nothing"
-            raise DermkdError(f"{what} {path} lacks column(s) {', '.join(missing)}; found: {found}")
-        rows = [
-            {h: (row[i].strip() if i < len(row) else "") for i, h in enumerate(header)}
-            for row in reader if any(v.strip() for v in row)
-        ]
-    if not rows:
-        raise DermkdError(f"{what} {path} has no rows")
-    return rows
+    read: Callable[[Path, Path | None, bool], LayoutData]  # (image root, metadata CSV, allow_new)
+    needs_metadata: bool
+    # class folders carry no lesion ids: near-duplicate images (audit pHash) are grouped instead
+    near_duplicates: bool = False
 
 
-def index_images(image_dir: Path, depth: int = 1) -> dict[str, Path]:
-    """File stem -> image path, for images in `image_dir` and `depth` levels of subfolders
-    (HAM10000 ships in two part folders). The first path in sorted order wins a stem clash."""
-    image_dir = Path(image_dir).expanduser()
-    if not image_dir.is_dir():
-        raise DermkdError(f"image folder not found: {image_dir}")
-    found: dict[str, Path] = {}
-    clashes = 0
-    folders = [image_dir]
-    for _ in range(depth + 1):
-        subfolders = []
-        for folder in folders:
-            for p in sorted(folder.iterdir()):
-                if p.name.startswith("."):
-                    continue
-                if p.is_dir():
-                    subfolders.append(p)
-                elif p.suffix.lower() in IMAGE_EXTENSIONS:
-                    if p.stem in found:
-                        clashes += 1
-                    else:
-                        found[p.stem] = p
-        folders = subfolders
-    if clashes:
-        log.warning("%d image names occur twice under %s; the first copy is used", clashes, image_dir)
-    return found
-
-
-def _locate(ids: list[str], index: dict[str, Path], table: Path, image_dir: Path) -> list[Path]:
-    missing = [i for i in ids if i not in index]
-    if missing:
-        raise DermkdError(f"{len(missing)} of {len(ids)} images listed in {table} are missing under "
-                          f"{image_dir} (e.g. {missing[0]}.jpg)")
-    return [index[i] for i in ids]
-
-
-def _check_unique(ids: list[str], table: Path, column: str) -> None:
-    seen: set[str] = set()
-    for i in ids:
-        if i in seen:
-            raise DermkdError(f"{table}: {column} {i!r} is listed twice")
-        seen.add(i)
-
-
-def _samples(paths: list[Path], root: Path, labels: list[str]) -> list[Sample]:
-    root = root.resolve()
-    out = []
-    for p, label in zip(paths, labels):
-        p = p.resolve()
-        rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else p.as_posix()
-        out.append(Sample(p, rel, label))
-    return out
+LAYOUTS: Registry[Layout] = Registry("data layout")
 
 
 def _finish(samples: list[Sample], groups: list[str], source: Path) -> LayoutData:
@@ -128,9 +61,11 @@ def _finish(samples: list[Sample], groups: list[str], source: Path) -> LayoutDat
     log.info("read %d images of %d groups from %s", len(samples), len(set(groups)), source)
     return LayoutData(samples, class_order(sorted({s.label for s in samples})), groups)
 
+# ISIC 2018 task 3 ground truth: the same one-hot format with HAM10000's classes.
+_ISIC2018_COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")
+
 
 # --------------------------------------------------------------------------- HAM10000
-@LAYOUTS.register("ham10000")
 def read_ham10000(metadata_csv: Path, image_dir: Path) -> LayoutData:
     """HAM10000_metadata.csv (lesion_id, image_id, dx, ...) with `<image_dir>[/<part>]/<image_id>.jpg`.
 
@@ -149,14 +84,13 @@ def read_ham10000(metadata_csv: Path, image_dir: Path) -> LayoutData:
     empty = [n for n, i in enumerate(ids, start=2) if not i]
     if empty:
         raise DermkdError(f"{metadata_csv} row {empty[0]}: empty image_id")
-    _check_unique(ids, metadata_csv, "image_id")
-    paths = _locate(ids, index_images(image_dir), metadata_csv, image_dir)
+    check_unique(ids, metadata_csv, "image_id")
+    paths = locate_images(ids, index_images(image_dir), metadata_csv, image_dir)
     groups = [r["lesion_id"] or r["image_id"] for r in rows]
-    return _finish(_samples(paths, image_dir, labels), groups, metadata_csv)
+    return _finish(to_samples(paths, image_dir, labels), groups, metadata_csv)
 
 
 # --------------------------------------------------------------------------- ISIC 2020
-@LAYOUTS.register("isic2020")
 def read_isic2020(ground_truth_csv: Path, image_dir: Path) -> LayoutData:
     """ISIC_2020_Training_GroundTruth.csv (image_name, patient_id, lesion_id, diagnosis, ...)
     with `<image_dir>/<image_name>.jpg`.
@@ -179,14 +113,13 @@ def read_isic2020(ground_truth_csv: Path, image_dir: Path) -> LayoutData:
         log.warning("%s: skipped %d images whose diagnosis has no 9-class counterpart (%s)", ground_truth_csv,
                     sum(skipped.values()), ", ".join(f"{k}: {v}" for k, v in skipped.items()))
     ids = [r["image_name"] for r in kept]
-    _check_unique(ids, ground_truth_csv, "image_name")
-    paths = _locate(ids, index_images(image_dir), ground_truth_csv, image_dir)
+    check_unique(ids, ground_truth_csv, "image_name")
+    paths = locate_images(ids, index_images(image_dir), ground_truth_csv, image_dir)
     groups = [r.get("lesion_id") or r.get("patient_id") or r["image_name"] for r in kept]
-    return _finish(_samples(paths, image_dir, labels), groups, ground_truth_csv)
+    return _finish(to_samples(paths, image_dir, labels), groups, ground_truth_csv)
 
 
 # --------------------------------------------------------------------------- ISIC 2019
-@LAYOUTS.register("isic2019")
 def read_isic2019(ground_truth_csv: Path, image_dir: Path, metadata_csv: Path | None = None) -> LayoutData:
     """ISIC_2019_Training_GroundTruth.csv (image + one-hot MEL..UNK) with `<image_dir>/<image>.jpg`.
 
@@ -233,7 +166,7 @@ def read_isic2019(ground_truth_csv: Path, image_dir: Path, metadata_csv: Path | 
     if skipped:
         log.warning("%s: skipped %d images without a 9-class counterpart (%s)", ground_truth_csv,
                     sum(skipped.values()), ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())))
-    _check_unique(ids, ground_truth_csv, "image")
+    check_unique(ids, ground_truth_csv, "image")
     groups = list(ids)
     if metadata_csv is not None:
         metadata_csv = Path(metadata_csv).expanduser()
@@ -244,12 +177,11 @@ def read_isic2019(ground_truth_csv: Path, image_dir: Path, metadata_csv: Path | 
         if unmatched:
             log.warning("%d images of %s are not in %s; each is its own group", unmatched, ground_truth_csv,
                         metadata_csv)
-    paths = _locate(ids, index_images(image_dir), ground_truth_csv, image_dir) if ids else []
-    return _finish(_samples(paths, image_dir, labels), groups, ground_truth_csv)
+    paths = locate_images(ids, index_images(image_dir), ground_truth_csv, image_dir) if ids else []
+    return _finish(to_samples(paths, image_dir, labels), groups, ground_truth_csv)
 
 
 # --------------------------------------------------------------------------- generic CSV
-@LAYOUTS.register("csv")
 def read_csv_layout(csv_path: Path, root: Path | None = None, allow_new: bool = False) -> LayoutData:
     """A CSV with columns path,label[,group]: path relative to `root` (default: the CSV's
     folder) or absolute; label a 9-class name or code (others are an error unless
@@ -278,7 +210,20 @@ def read_csv_layout(csv_path: Path, root: Path | None = None, allow_new: bool = 
     if missing:
         raise DermkdError(f"{len(missing)} of {len(paths)} images listed in {csv_path} are missing "
                           f"(e.g. {missing[0]})")
-    samples = _samples(paths, root, labels)
-    _check_unique([s.path.as_posix() for s in samples], csv_path, "path")
+    samples = to_samples(paths, root, labels)
+    check_unique([s.path.as_posix() for s in samples], csv_path, "path")
     groups = [g or s.rel for g, s in zip(groups, samples)]
     return _finish(samples, groups, csv_path)
+
+
+def _read_folders(root: Path, metadata: Path | None, allow_new: bool) -> LayoutData:
+    samples, classes = scan_folders(root, allow_new)
+    return LayoutData(samples, classes, None)
+
+
+LAYOUTS.register("folders")(Layout(_read_folders, needs_metadata=False, near_duplicates=True))
+LAYOUTS.register("ham10000")(Layout(lambda root, meta, allow_new: read_ham10000(meta, root), needs_metadata=True))
+LAYOUTS.register("isic2020")(Layout(lambda root, meta, allow_new: read_isic2020(meta, root), needs_metadata=True))
+LAYOUTS.register("isic2019")(Layout(lambda root, meta, allow_new: read_isic2019(meta, root), needs_metadata=True))
+LAYOUTS.register("csv")(Layout(lambda root, meta, allow_new: read_csv_layout(meta, root, allow_new),
+                               needs_metadata=True))

@@ -166,14 +166,12 @@ def read_samples(cfg: DataConfig, root: Path) -> tuple[list[Sample], list[str], 
 
     `task="binary"` maps every class onto benign / malignant (taxonomy.binary_label).
     """
-    if cfg.layout == "folders":
-        samples, classes = scan_folders(root, cfg.allow_new_classes)
-        lesions = None
-    else:
-        if not cfg.metadata:
-            raise DermkdError(f"the {cfg.layout} layout needs its metadata CSV: pass --metadata PATH")
-        samples, classes, groups = LAYOUTS.get(cfg.layout)(Path(cfg.metadata).expanduser(), root)
-        lesions = {s.rel: g for s, g in zip(samples, groups)}
+    layout = LAYOUTS.get(cfg.layout)
+    if layout.needs_metadata and not cfg.metadata:
+        raise DermkdError(f"the {cfg.layout} layout needs its metadata CSV: pass --metadata PATH")
+    metadata = Path(cfg.metadata).expanduser() if cfg.metadata else None
+    samples, classes, groups = layout.read(root, metadata, cfg.allow_new_classes)
+    lesions = None if groups is None else {s.rel: g for s, g in zip(samples, groups)}
     if cfg.task == "binary":
         samples = [dataclasses.replace(s, label=binary_label(s.label)) for s in samples]
         classes = [c for c in ("benign", "malignant") if any(s.label == c for s in samples)]
@@ -193,7 +191,7 @@ def group_keys(root: Path, rels: list[str], hashes: list[str], cfg: DataConfig,
     links = [hashes]
     if lesions is not None:
         links.append(["lesion:" + lesions[rel] for rel in rels])
-    if cfg.near_duplicates and cfg.layout == "folders":
+    if cfg.near_duplicates and LAYOUTS.get(cfg.layout).near_duplicates:
         result = audit([root], cfg=AuditConfig(threshold=cfg.near_threshold, allow_new_classes=cfg.allow_new_classes),
                        known_sha256=known_sha256)
         near = {result.files[i].rel: f"near:{k}" for k, g in enumerate(result.near_groups) for i in g.members}

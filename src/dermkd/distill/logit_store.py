@@ -24,6 +24,7 @@ when complete, so a killed build leaves nothing that could be mistaken for a sto
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -78,7 +79,7 @@ def store_key(teacher_sha256: str, data: PreparedData, views: int, seed: int,
         "version": STORE_VERSION, "teacher_sha256": teacher_sha256, "data_fingerprint": data.fingerprint,
         "train_images_sha256": hashlib.sha256(train.contiguous().numpy().tobytes()).hexdigest(),
         "image_size": data.image_size, "classes": data.classes, "views": views, "seed": seed,
-        "augment": augment.to_dict(), "params": list(PARAMS), "precision": precision,
+        "augment": dataclasses.asdict(augment), "params": list(PARAMS), "precision": precision,
     }
     if source is not None:
         parts["teacher_image_size"] = int(source.shape[-1])

@@ -149,7 +149,7 @@ class KDLoss(nn.Module):
     actually optimised is logged.
     """
 
-    def __init__(self, hard: HardLoss, alpha: float = 0.9, temperature: float = 4.0, kd_multiplier: float = 2.0):
+    def __init__(self, hard: HardLoss, *, alpha: float, temperature: float, kd_multiplier: float):
         super().__init__()
         self.hard, self.alpha, self.temperature, self.kd_multiplier = hard, alpha, temperature, kd_multiplier
 

@@ -24,20 +24,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dermkd.config import KDConfig
 from dermkd.distill.losses import virtual_teacher_logits
 from dermkd.errors import DermkdError
 from dermkd.io import read_json
-from dermkd.registry import Registry
+from dermkd.registry import Registry, declared_kwargs
+from dermkd.rundir import RunDir
 from dermkd.train.checkpoints import file_sha256, load_model, resolve_checkpoint
 
 
@@ -91,7 +91,8 @@ class VirtualTeacher(Teacher):
 
 
 Sources = Path | list[Path] | None  # one finished run or checkpoint, several (an ensemble), or none
-MakeTeacher = Callable[[Sources, KDConfig, int], tuple[Teacher | None, dict | None]]
+# (source, num_classes, *, the kd settings it declares) -> (teacher, record for env.json)
+MakeTeacher = Callable[..., tuple[Teacher | None, dict | None]]
 
 
 @dataclass(frozen=True)
@@ -101,30 +102,36 @@ class Strategy:
     source: Literal["teacher", "student"] | None  # which finished run teaches (None: no run)
     make_teacher: MakeTeacher
 
+    def teacher(self, source: Sources, num_classes: int, kd: Mapping[str, Any]) -> tuple[Teacher | None, dict | None]:
+        """The teacher for `source`, from the `kd` settings (a config section as a dict)
+        that this strategy's factory declares."""
+        return self.make_teacher(source, num_classes, **declared_kwargs(self.make_teacher, kd))
+
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 
-def checkpoint_teacher(source: Sources, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
+def checkpoint_teacher(source: Sources, num_classes: int, *, teacher_weights: list[float] | None,
+                       temperature: float) -> tuple[Teacher, dict]:
     """A trained model from a run (its best checkpoint) or a checkpoint file; several
     of them make an `EnsembleTeacher`."""
     sources = _as_list(source)
     if not sources:
         raise DermkdError("this strategy needs a teacher: pass --teacher RUN_DIR_OR_CHECKPOINT")
-    if len(sources) == 1 and kd.teacher_weights is None:
+    if len(sources) == 1 and teacher_weights is None:
         return _load_teacher(resolve_checkpoint(sources[0]))
-    weights = kd.teacher_weights or [1.0] * len(sources)
+    weights = teacher_weights or [1.0] * len(sources)
     if len(weights) != len(sources):
         raise DermkdError(f"{len(sources)} teachers but {len(weights)} teacher weights")
     members = [_load_teacher(resolve_checkpoint(s)) for s in sources]
     record = {"model": "ensemble", "members": [r for _, r in members], "weights": list(weights),
-              "classes": members[0][1]["classes"], "temperature": kd.temperature}
+              "classes": members[0][1]["classes"], "temperature": temperature}
     if any(r["classes"] != record["classes"] for _, r in members):
         raise DermkdError("the ensemble's teachers were trained on different classes")
     # the store key: the members, their weights and T decide the ensemble's outputs
     record["sha256"] = hashlib.sha256(json.dumps([[r["sha256"] for _, r in members], list(weights),
-                                                  kd.temperature]).encode()).hexdigest()
-    return EnsembleTeacher([t.model for t, _ in members], weights, kd.temperature), record
+                                                  temperature]).encode()).hexdigest()
+    return EnsembleTeacher([t.model for t, _ in members], weights, temperature), record
 
 
 def _as_list(source: Sources) -> list[Path]:
@@ -133,20 +140,16 @@ def _as_list(source: Sources) -> list[Path]:
     return [Path(s) for s in source] if isinstance(source, (list, tuple)) else [Path(source)]
 
 
-def early_checkpoint_teacher(source: Sources, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
-    """The teacher run's checkpoint saved after epoch `kd.teacher_epoch` (a poorly trained teacher)."""
+def early_checkpoint_teacher(source: Sources, num_classes: int, *, teacher_epoch: int) -> tuple[Teacher, dict]:
+    """The teacher run's checkpoint saved after epoch `teacher_epoch` (a poorly trained teacher)."""
     source = _single(source, "defective KD")
     if source is None or not Path(source).is_dir():
         raise DermkdError("defective KD needs a teacher run directory: pass --teacher RUN_DIR")
-    path = Path(source) / "checkpoints" / early_checkpoint_name(kd.teacher_epoch)
+    path = RunDir(source).epoch_checkpoint(teacher_epoch)
     if not path.is_file():
-        raise DermkdError(f"teacher run {source} has no checkpoint after epoch {kd.teacher_epoch} ({path.name}); "
-                          f"train the teacher with at least {kd.teacher_epoch} epochs")
+        raise DermkdError(f"teacher run {source} has no checkpoint after epoch {teacher_epoch} ({path.name}); "
+                          f"train the teacher with at least {teacher_epoch} epochs")
     return _load_teacher(path, with_metrics=False)
-
-
-def early_checkpoint_name(epoch: int) -> str:
-    return f"epoch-{epoch}.ckpt"
 
 
 def _single(source: Sources, what: str) -> Path | None:
@@ -156,21 +159,21 @@ def _single(source: Sources, what: str) -> Path | None:
     return sources[0] if sources else None
 
 
-def virtual_teacher(source: Sources, kd: KDConfig, num_classes: int) -> tuple[Teacher, dict]:
-    return VirtualTeacher(num_classes, kd.virtual_p), {"model": "virtual", "p_correct": kd.virtual_p}
+def virtual_teacher(source: Sources, num_classes: int, *, virtual_p: float) -> tuple[Teacher, dict]:
+    return VirtualTeacher(num_classes, virtual_p), {"model": "virtual", "p_correct": virtual_p}
 
 
 def _load_teacher(path: Path, with_metrics: bool = True) -> tuple[Teacher, dict]:
     model, spec = load_model(path)
     record = {"checkpoint": str(path), "sha256": file_sha256(path), "model": spec["name"], "classes": spec["classes"]}
-    metrics = path.parent.parent / "metrics.json"
+    metrics = RunDir.of_checkpoint(path).metrics
     if with_metrics and metrics.is_file():
         m = read_json(metrics)
         record["test_metrics"] = {k: m.get(k) for k in ("top1_accuracy", "balanced_accuracy", "mcc_multiclass")}
     return Teacher(model), record
 
 
-def _no_teacher(source: Sources, kd: KDConfig, num_classes: int) -> tuple[None, None]:
+def _no_teacher(source: Sources, num_classes: int) -> tuple[None, None]:
     return None, None
 
 

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from dermkd.cli.options import load_yaml
 from dermkd.errors import DermkdError
-from dermkd.io import read_json
+from dermkd.io import load_yaml, read_json
+from dermkd.rundir import RunDir
 from dermkd.study.grid import AXES, REPEATS, Study
 
 T = TypeVar("T")
@@ -129,15 +129,16 @@ def load_study_dir(study_dir: str | Path) -> StudyData:
                         status=row.get("status") or "", error=row.get("error") or "",
                         values={k: _number(v) for k, v in row.items() if k not in _TEXT_COLUMNS})
         if run.done:
-            run_dir = root / "runs" / run.run_id
-            run.metrics = _optional(study, run_dir / "metrics.json", read_json)
-            run.history = _optional(study, run_dir / "history.csv", read_history)
-            run.predictions = _optional(study, run_dir / "predictions.csv", read_predictions)
+            rd = RunDir(root / "runs" / run.run_id)
+            run.metrics = _optional(study, rd.metrics, read_json)
+            run.history = _optional(study, rd.history, read_history)
+            run.predictions = _optional(study, rd.predictions, read_predictions)
         study.runs.append(run)
-    for path in sorted((root / "teachers").glob("*/metrics.json")):
-        metrics = _optional(study, path, read_json)
+    for folder in sorted((root / "teachers").glob("*")):
+        rd = RunDir(folder)
+        metrics = _optional(study, rd.metrics, read_json) if rd.is_finished() else None
         if metrics is not None:
-            study.teachers[path.parent.name] = metrics
+            study.teachers[rd.name] = metrics
     return study
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from dermkd.evaluate.stats import bootstrap_ci, mcnemar, paired_accuracy_difference
 from dermkd.report.loading import read_predictions
+from dermkd.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,9 @@ class PairedRuns:
 
 
 def compare_runs(first: Path, second: Path) -> PairedRuns:
-    """The comparison of two run directories' predictions.csv; a ValueError when they
+    """The comparison of two run directories' per-image predictions; a ValueError when they
     were not tested on the same images."""
-    a, b = read_predictions(first / "predictions.csv"), read_predictions(second / "predictions.csv")
+    a, b = read_predictions(RunDir(first).predictions), read_predictions(RunDir(second).predictions)
     if list(a.paths) != list(b.paths):
         raise ValueError(f"{first} and {second} were not tested on the same images")
     classes = len(a.codes)

@@ -11,8 +11,8 @@ from pathlib import Path
 from dermkd.io import write_text
 from dermkd.report import sections
 from dermkd.report.analysis import ALPHA, Analysis
-from dermkd.report.claims import claims_section
 from dermkd.report.cells import METRIC_NOTE
+from dermkd.report.claims import claims_section
 from dermkd.report.costs import CostMeter
 from dermkd.report.document import Report, Section
 from dermkd.report.html import render_html

@@ -1,7 +1,8 @@
 """A study file, expanded into run specs.
 
 A study is one YAML file: a profile, `base` config overrides shared by every run, the
-seeds, and named `sweeps`, each a small grid over axes. The union of the sweeps'
+seeds, and named `sweeps`, each a small grid over axes (named as their flags are, and
+mapped to config paths by the same table, `config.knobs`). The union of the sweeps'
 cartesian products, de-duplicated, is the study; unnamed axes take the base config's
 value. Example (see `dermkd/configs/study-cpu.yaml`):
 
@@ -27,20 +28,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dermkd.cli.options import load_yaml
-from dermkd.config import ENSEMBLE_SEP, RunConfig, apply_overrides, build_config
-from dermkd.distill.strategies import STRATEGIES
+from dermkd.build import registry
+from dermkd.config import RunConfig, apply_overrides
 from dermkd.errors import DermkdError
+from dermkd.io import load_yaml
+from dermkd.knobs import get_path, knobs, set_path
+from dermkd.plan import trained_model
+from dermkd.profiles import build_config
 
-# axis -> path in RunConfig
 UNUSED = "-"  # the value of an axis that a run's strategy ignores
 
-AXES: dict[str, tuple[str, str]] = {
-    "strategy": ("kd", "strategy"), "optimizer": ("optim", "name"), "teacher": ("teacher", "name"),
-    "student": ("model", "name"), "objective": ("kd", "objective"), "alpha": ("kd", "alpha"),
-    "temperature": ("kd", "temperature"), "kd_multiplier": ("kd", "kd_multiplier"), "seed": ("train", "seed"),
-    "fold": ("data", "fold"), "teacher_cache": ("kd", "teacher_cache"),
-}
+# The axes of a run id, named as their flags are (--strategy, --optimizer, --teacher,
+# --student, ...); each one's config path comes from the same knob table as the flags.
+AXIS_NAMES = ("strategy", "optimizer", "teacher", "student", "objective", "alpha", "temperature", "kd_multiplier",
+              "seed", "fold", "teacher_cache")
+_PATHS = {name: k.path for k in knobs() for name in k.names}
+AXES: dict[str, str] = {name: _PATHS[name] for name in AXIS_NAMES}  # in run-id order
 REPEATS = ("seed", "fold")  # axes set once for the whole study, not per sweep
 
 
@@ -64,7 +67,7 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         """A readable, unique folder name, e.g. standard-dsc-from-resnet50-adamax-ce-a0.9-T4-m2-s0."""
-        strategy = STRATEGIES.get(self.strategy)
+        strategy = registry("strategy").get(self.strategy)
         kd = "" if self.strategy == "baseline" else f"-a{self.alpha:g}-T{self.temperature:g}-m{self.kd_multiplier:g}"
         source = f"-from-{self.teacher}" if strategy.source == "teacher" else ""
         trained = self.teacher if strategy.trains == "teacher" else self.student
@@ -95,7 +98,7 @@ class Study:
     def specs(self) -> list[RunSpec]:
         """All runs, in sweep order, without duplicates (a run in two sweeps lists both)."""
         base = self.base_config()
-        defaults = {axis: getattr(getattr(base, sec), key) for axis, (sec, key) in AXES.items()}
+        defaults = {axis: get_path(base, path) for axis, path in AXES.items()}
         found: dict[RunSpec, RunSpec] = {}
         for sweep, grid in self.sweeps.items():
             folds = list(range(self.folds)) if self.folds else [None]
@@ -109,14 +112,11 @@ class Study:
     def run_config(self, spec: RunSpec, out_dir: str) -> RunConfig:
         """The base config with the spec's axis values; validated."""
         overrides: dict[str, Any] = {}
-        for axis, (sec, key) in AXES.items():
+        for axis, path in AXES.items():
             if getattr(spec, axis) not in (UNUSED, None):
-                overrides.setdefault(sec, {})[key] = getattr(spec, axis)
+                set_path(overrides, path, getattr(spec, axis))
         cfg = apply_overrides(self.base_config(out_dir), overrides)
-        if STRATEGIES.get(spec.strategy).trains == "teacher":  # reversed KD trains the teacher architecture
-            if ENSEMBLE_SEP in cfg.teacher.name:
-                raise DermkdError(f"{spec.strategy} KD trains the teacher architecture; an ensemble has none")
-            cfg = dataclasses.replace(cfg, model=cfg.teacher)
+        cfg = dataclasses.replace(cfg, model=trained_model(cfg))  # reversed KD trains the teacher architecture
         return dataclasses.replace(cfg, name=spec.run_id).validate()
 
 
@@ -125,7 +125,7 @@ def _normalise(spec: RunSpec) -> RunSpec:
     if spec.strategy == "baseline":
         return dataclasses.replace(spec, teacher=UNUSED, alpha=0.0, temperature=1.0, kd_multiplier=0.0,
                                    teacher_cache=0)
-    strategy = STRATEGIES.get(spec.strategy)
+    strategy = registry("strategy").get(spec.strategy)
     if strategy.source is None:  # no teacher network (teacher-free): nothing to store
         spec = dataclasses.replace(spec, teacher_cache=0)
     if strategy.source != "teacher" and strategy.trains == "student":

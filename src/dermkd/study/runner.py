@@ -21,10 +21,11 @@ from typing import Any
 from dermkd.config import ENSEMBLE_SEP, RunConfig
 from dermkd.data.prepare import PreparedData
 from dermkd.data.splits import write_split
-from dermkd.distill.strategies import STRATEGIES
 from dermkd.errors import DermkdError
 from dermkd.io import write_text, write_yaml
 from dermkd.pipeline import load_data, pin_split
+from dermkd.plan import BASELINE, TEACHER, plan_stages
+from dermkd.rundir import RunDir
 from dermkd.study.grid import RunSpec, Study
 from dermkd.study.results import flatten_metrics, write_results
 from dermkd.train.stage import StageResult, run_stage
@@ -54,25 +55,24 @@ class StudyRunner:
     def run_one(self, spec: RunSpec) -> dict[str, Any]:
         row: dict[str, Any] = {"run": spec.run_id, **spec.axes(), "sweeps": ",".join(spec.sweeps)}
         try:
-            source = self._source(spec)
-            result = self._stage(self.study.run_config(spec, str(self.root / "runs")), self.root / "runs" / spec.run_id,
-                                 source)
+            cfg = self.study.run_config(spec, str(self.root / "runs"))
+            result = self._stage(cfg, self.root / "runs" / spec.run_id, self._source(spec, cfg))
             row.update(status="done", error="", **flatten_metrics(result.metrics))
         except Exception as exc:  # record and go on: one bad run must not stop a two-hour grid
             message = f"{type(exc).__name__}: {exc}".splitlines()[0]
             log.error("run %s failed: %s", spec.run_id, message)
-            write_text(self.root / "runs" / spec.run_id / "error.txt", traceback.format_exc())
+            write_text(RunDir(self.root / "runs" / spec.run_id).error, traceback.format_exc())
             row.update(status="failed", error=message)
         return row
 
-    def _source(self, spec: RunSpec) -> Path | list[Path] | None:
-        """The finished run(s) that teach `spec`, trained first if need be."""
-        source = STRATEGIES.get(spec.strategy).source
-        if source == "teacher":
+    def _source(self, spec: RunSpec, cfg: RunConfig) -> Path | list[Path] | None:
+        """The finished run(s) that teach `spec` (config `cfg`), trained first if need be."""
+        source = plan_stages(cfg)[-1].source
+        if source == TEACHER:
             seed = spec.seed if self.study.teacher_seed is None else self.study.teacher_seed
             members = [self._teacher(arch, seed, spec.fold) for arch in spec.teacher.split(ENSEMBLE_SEP)]
             return members[0] if len(members) == 1 else members
-        if source == "student":  # the baseline student with the same optimizer/objective/seed/fold
+        if source == BASELINE:  # the baseline student with the same optimizer/objective/seed/fold
             baseline = dataclasses.replace(spec, strategy="baseline", teacher="-", alpha=0.0, temperature=1.0,
                                            kd_multiplier=0.0, teacher_cache=0)
             cfg = self.study.run_config(baseline, str(self.root / "runs"))
@@ -101,13 +101,13 @@ class StudyRunner:
         """One split per fold for the whole study, written to split[-f<fold>].csv and kept
         when the study is resumed, so runs are paired on the same test images."""
         if fold not in self._data:
-            name = "split.csv" if fold is None else f"split-f{fold}.csv"
+            split = RunDir(self.root).split_for(fold)
             cfg = self.base
             if fold is not None:
                 cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, fold=fold))
-            cfg = pin_split(cfg, self.root / name, self.resume)
+            cfg = pin_split(cfg, split, self.resume)
             self._data[fold] = load_data(cfg)
-            write_split(self.root / name, self._data[fold].rows)
+            write_split(split, self._data[fold].rows)
         return self._data[fold]
 
 

@@ -18,6 +18,7 @@ from dermkd.errors import DermkdError
 from dermkd.io import atomic_open
 from dermkd.models import create_model
 from dermkd.models.classifier import Classifier
+from dermkd.rundir import RunDir
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -32,7 +33,7 @@ def resolve_checkpoint(run_or_ckpt: str | Path) -> Path:
     """A run directory means its best checkpoint; a file is taken as it is."""
     p = Path(run_or_ckpt)
     if p.is_dir():
-        p = p / "checkpoints" / "best.ckpt"
+        p = RunDir(p).best
     if not p.is_file():
         raise DermkdError(f"checkpoint not found: {p}")
     return p

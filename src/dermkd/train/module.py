@@ -14,25 +14,23 @@ import lightning as L
 import torch
 from torchmetrics.classification import MulticlassAccuracy
 
-from dermkd.config import KDConfig, OptimConfig
-from dermkd.distill.losses import OBJECTIVES, KDLoss
+from dermkd.distill.losses import KDLoss
 from dermkd.distill.strategies import Teacher
 from dermkd.models.classifier import Classifier
-from dermkd.train.optimizers import build_optimizer
+from dermkd.train.optimizers import Optimization
 
 
 class LitClassifier(L.LightningModule):
-    def __init__(self, model: Classifier, model_spec: dict[str, Any], optim: dict[str, Any], kd: dict[str, Any],
-                 teacher: Teacher | None = None, channels_last: bool = True,
-                 class_weight: list[float] | None = None) -> None:
+    """`criterion` and `optimization` come built (`dermkd.build`); the checkpoint's hyper-
+    parameters carry `model_spec` only, which is all `load_model` needs."""
+
+    def __init__(self, model: Classifier, model_spec: dict[str, Any], criterion: KDLoss, optimization: Optimization,
+                 teacher: Teacher | None = None, channels_last: bool = True) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model", "teacher"])
+        self.save_hyperparameters({"model_spec": model_spec})
         self.model = model
-        self.optim_cfg = OptimConfig(**optim)
-        kd_cfg = KDConfig(**kd)
-        weight = torch.tensor(class_weight, dtype=torch.float32) if class_weight is not None else None
-        hard = OBJECTIVES.get(kd_cfg.objective)(model.head_weight(), class_weight=weight)
-        self.criterion = KDLoss(hard, kd_cfg.alpha, kd_cfg.temperature, kd_cfg.kd_multiplier)
+        self.criterion = criterion
+        self.optimization = optimization
         self.channels_last = channels_last
         object.__setattr__(self, "teacher", teacher)  # not a child module: not trained, not saved
         n = model.num_classes
@@ -80,10 +78,10 @@ class LitClassifier(L.LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Linear lr warm-up over `optim.warmup_epochs`, per step, from each group's lr.
         A plateau scheduler's cut during the warm-up would be overwritten: keep it short."""
-        c = self.optim_cfg
-        if not c.warmup_epochs:
+        warmup = self.optimization.warmup_epochs
+        if not warmup:
             return
-        total = max(1, round(c.warmup_epochs * self.trainer.num_training_batches))
+        total = max(1, round(warmup * self.trainer.num_training_batches))
         step = self.trainer.global_step
         if step <= total:
             for opt in self.trainer.optimizers:
@@ -92,16 +90,9 @@ class LitClassifier(L.LightningModule):
                     group["lr"] = group["warmup_base_lr"] * min(1.0, (step + 1) / total)
 
     def configure_optimizers(self) -> dict[str, Any]:
+        """A model with nothing pretrained learns at one lr; a pretrained backbone at
+        lr * backbone_lr_scale."""
         backbone, head = self.model.parameter_groups()
         if self.model.weights["source"] == "random":  # nothing pretrained: one lr for all
             backbone, head = backbone + head, []
-        opt = build_optimizer(backbone, self.optim_cfg, head)
-        c = self.optim_cfg
-        if c.scheduler == "plateau":
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=c.plateau_factor,
-                                                               patience=c.plateau_patience)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss"}}
-        if c.scheduler == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.trainer.max_epochs))
-            return {"optimizer": opt, "lr_scheduler": sched}
-        return {"optimizer": opt}
+        return self.optimization.configure(backbone, head, self.trainer.max_epochs)

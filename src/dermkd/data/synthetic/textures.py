@@ -25,6 +25,7 @@ from dermkd.data.synthetic.primitives import (
 from dermkd.data.taxonomy import ISIC9
 
 Layer = Callable[[Frame, np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, bool]]
+Shade = Callable[[float], np.ndarray]  # k -> the lesion base colour darkened by k, jittered
 
 
 def _network(rng: np.random.Generator, colour: np.ndarray, freq: float, width: float, strength: float,
@@ -169,91 +170,131 @@ def _lobules(rng: np.random.Generator, colours: list[np.ndarray], m: int, streng
     return f
 
 
+def _ak(rng: np.random.Generator, darker: Shade) -> list[Layer]:
+    """Actinic keratosis: red "strawberry" pseudo-network with white scale and follicle openings."""
+    L = [_blotches(rng, col(rng, "red"), 6, rng.uniform(-0.2, 0.6), rng.uniform(0.3, 0.7))]
+    if rng.random() < 0.7:
+        L.append(_network(rng, col(rng, "red"), rng.uniform(14, 20), rng.uniform(-0.2, 0.6), rng.uniform(0.3, 0.6)))
+    L.append(_dots(rng, col(rng, "white"), int(rng.integers(6, 20)), (0.03, 0.06), strength=rng.uniform(0.5, 0.9)))
+    if rng.random() < 0.8:
+        L.append(_blotches(rng, col(rng, "white"), 12, rng.uniform(0.5, 1.1), rng.uniform(0.5, 0.9)))
+    if rng.random() < 0.15:
+        L.append(_network(rng, darker(0.7), 14, 0.0, 0.4))
+    return L
+
+
+def _bcc(rng: np.random.Generator, darker: Shade) -> list[Layer]:
+    """Basal cell carcinoma: arborising vessels, sometimes blue-grey nests or an ulceration."""
+    L = [_vessels(rng, col(rng, "red"), int(rng.integers(1, 4)), int(rng.integers(3, 6)), rng.uniform(0.02, 0.04), rng.uniform(0.6, 1.0))]
+    if rng.random() < 0.65:
+        L.append(_dots(rng, col(rng, "blue_grey"), int(rng.integers(2, 7)), (0.08, 0.2), strength=rng.uniform(0.6, 0.95)))
+    if rng.random() < 0.25:
+        L.append(_blotches(rng, col(rng, "dark_red"), 5, rng.uniform(0.6, 1.2), 0.9))
+    if rng.random() < 0.35:
+        L.append(_blotches(rng, col(rng, "white"), 6, rng.uniform(0.6, 1.2), 0.5))
+    if rng.random() < 0.2:
+        L.append(_dots(rng, col(rng, "brown"), int(rng.integers(3, 10)), (0.03, 0.07)))
+    return L
+
+
+def _df(rng: np.random.Generator, darker: Shade) -> list[Layer]:
+    """Dermatofibroma: central white scar inside a brown ring fading into a peripheral network."""
+    ring = col(rng, rng.choice(["brown", "brown", "dark_brown", "light_brown"]))
+    L = [_radial(ring, 0.35, rng.uniform(0.85, 1.05), rng.uniform(0.6, 0.95), soft=0.2)]
+    if rng.random() < 0.7:
+        L.append(_network(rng, darker(0.6), rng.uniform(16, 24), rng.uniform(-0.3, 0.3), 0.6, extent=1.0, inner=0.5))
+    L.append(_radial(col(rng, "white"), -1.0, rng.uniform(0.35, 0.6), rng.uniform(0.7, 1.0), soft=0.2, noise=Noise(rng, 8), amp=0.15))
+    if rng.random() < 0.2:
+        L.append(_dots(rng, col(rng, "red"), int(rng.integers(3, 10)), (0.02, 0.05), rmax=0.5))
+    return L
+
+
+def _mel(rng: np.random.Generator, darker: Shade) -> list[Layer]:
+    """Melanoma: multicolour blotches, atypical network, streaks, regression, peripheral dots."""
+    opts = ["dark_brown", "black", "blue_grey", "brown", "light_brown"]
+    L = [_blotches(rng, col(rng, str(c)), 5, rng.uniform(-0.1, 0.7), rng.uniform(0.6, 1.0))
+         for c in rng.choice(opts, size=int(rng.integers(2, 4)), replace=False)]
+    if rng.random() < 0.55:
+        L.append(_network(rng, col(rng, "dark_brown"), rng.uniform(9, 14), rng.uniform(-0.2, 0.8), rng.uniform(0.5, 0.9)))
+    if rng.random() < 0.5:
+        L.append(_streaks(rng, col(rng, "dark_brown"), int(rng.integers(8, 20)), rng.uniform(0.6, 1.0)))
+    if rng.random() < 0.4:
+        L.append(_blotches(rng, col(rng, "white"), 6, rng.uniform(0.5, 1.1), rng.uniform(0.4, 0.8)))
+    if rng.random() < 0.4:
+        L.append(_dots(rng, col(rng, "black"), int(rng.integers(4, 20)), (0.02, 0.06), rmax=1.0, rmin=0.3))
+    return L
+
+
+def _nv(rng: np.random.Generator, darker: Shade) -> list[Layer]:
+    """Nevus: fine regular network, sometimes globules, a darker centre or a blotch."""
+    L = [_network(rng, darker(rng.uniform(0.55, 0.8)), rng.uniform(14, 22), rng.uniform(-0.4, 0.4), rng.uniform(0.5, 0.9), extent=rng.uniform(0.9, 1.05))]
+    if rng.random() < 0.35:
+        L.append(_dots(rng, darker(0.6), int(rng.integers(5, 25)), (0.03, 0.07)))
+    if rng.random() < 0.2:
+        L.append(_radial(darker(0.7), -1.0, 0.5, 0.6, soft=0.3))
+    if rng.random() < 0.1:
+        L.append(_blotches(rng, col(rng, "dark_brown"), 4, 0.9, 0.6))
+    return L
+
+
+def _pbk(rng: np.random.Generator, darker: Shade) -> list[Layer]:
+    """Pigmented benign keratosis: fingerprint ridges, sometimes blotches, streaks or network."""
+    L = [_ridges(rng, darker(rng.uniform(0.6, 0.8)), rng.uniform(14, 24), rng.uniform(0.5, 0.9))]
+    if rng.random() < 0.4:
+        L.append(_blotches(rng, darker(0.75), 5, rng.uniform(0.0, 0.8), 0.6))
+    if rng.random() < 0.25:
+        L.append(_streaks(rng, darker(0.7), int(rng.integers(10, 24)), 0.5))
+    if rng.random() < 0.2:
+        L.append(_network(rng, darker(0.7), rng.uniform(14, 20), 0.0, 0.5))
+    return L
+
+
+def _sk(rng: np.random.Generator, darker: Shade) -> list[Layer]:
+    """Seborrheic keratosis: cerebriform fissures, milia-like dots, comedo-like openings."""
+    L = [_fissures(rng, darker(rng.uniform(0.5, 0.75)), int(rng.integers(4, 8)), rng.uniform(0.5, 0.9))]
+    L.append(_dots(rng, col(rng, "keratin"), int(rng.integers(5, 16)), (0.04, 0.08), strength=rng.uniform(0.7, 1.0)))
+    if rng.random() < 0.6:
+        L.append(_dots(rng, col(rng, "dark_brown"), int(rng.integers(3, 12)), (0.03, 0.06)))
+    if rng.random() < 0.25:
+        L.append(_ridges(rng, darker(0.7), rng.uniform(10, 18), 0.5))
+    return L
+
+
+def _scc(rng: np.random.Generator, darker: Shade) -> list[Layer]:
+    """Squamous cell carcinoma: keratin centre, dotted vessels, sometimes a blood crust."""
+    L = [_radial(col(rng, "keratin"), -1.0, rng.uniform(0.4, 0.75), rng.uniform(0.7, 1.0), soft=0.25, noise=Noise(rng, 8), amp=0.25)]
+    L.append(_dots(rng, col(rng, "red"), int(rng.integers(6, 30)), (0.025, 0.05), rmin=0.3, strength=rng.uniform(0.6, 1.0)))
+    if rng.random() < 0.35:
+        L.append(_blotches(rng, col(rng, "dark_red"), 5, rng.uniform(0.5, 1.1), 0.9))
+    if rng.random() < 0.25:
+        L.append(_vessels(rng, col(rng, "red"), 1, 3, 0.02, 0.6))
+    if rng.random() < 0.2:
+        L.append(_blotches(rng, col(rng, "light_brown"), 5, 0.6, 0.5))
+    return L
+
+
+def _vasc(rng: np.random.Generator, darker: Shade) -> list[Layer]:
+    """Vascular lesion: red to purple lobules separated by pale septa."""
+    cols = [col(rng, c) for c in ("red", "purple", "dark_red")]
+    L = [_lobules(rng, cols, int(rng.integers(4, 12)), rng.uniform(0.7, 1.0))]
+    if rng.random() < 0.3:
+        L.append(_blotches(rng, col(rng, "blue_grey"), 5, 0.6, 0.5))
+    if rng.random() < 0.2:
+        L.append(_blotches(rng, col(rng, "white"), 6, 0.9, 0.5))
+    return L
+
+
+# per-class recipe, by short code: each draws its layers in a fixed order from the texture stream
+_RECIPES: dict[str, Callable[[np.random.Generator, Shade], list[Layer]]] = dict(
+    AK=_ak, BCC=_bcc, DF=_df, MEL=_mel, NV=_nv, PBK=_pbk, SK=_sk, SCC=_scc, VASC=_vasc)
+assert set(_RECIPES) == {c.code for c in ISIC9}
+
+
 def class_textures(ci: int, rng: np.random.Generator, base: np.ndarray) -> list[Layer]:
     """Per-class texture layers (each drawn with a class-dependent probability)."""
-    L: list[Layer] = []
-    p = rng.random  # p() < prob decides each optional layer
 
     def darker(k: float) -> np.ndarray:
+        """A jittered shade of the base colour, so a texture stays in the lesion's own hue."""
         return np.clip(base * k + rng.normal(0, 0.02, 3), 0, 1)
 
-    name = ISIC9[ci].code
-    if name == "AK":
-        L.append(_blotches(rng, col(rng, "red"), 6, rng.uniform(-0.2, 0.6), rng.uniform(0.3, 0.7)))
-        if p() < 0.7:
-            L.append(_network(rng, col(rng, "red"), rng.uniform(14, 20), rng.uniform(-0.2, 0.6), rng.uniform(0.3, 0.6)))
-        L.append(_dots(rng, col(rng, "white"), int(rng.integers(6, 20)), (0.03, 0.06), strength=rng.uniform(0.5, 0.9)))
-        if p() < 0.8:
-            L.append(_blotches(rng, col(rng, "white"), 12, rng.uniform(0.5, 1.1), rng.uniform(0.5, 0.9)))
-        if p() < 0.15:
-            L.append(_network(rng, darker(0.7), 14, 0.0, 0.4))
-    elif name == "BCC":
-        L.append(_vessels(rng, col(rng, "red"), int(rng.integers(1, 4)), int(rng.integers(3, 6)), rng.uniform(0.02, 0.04), rng.uniform(0.6, 1.0)))
-        if p() < 0.65:
-            L.append(_dots(rng, col(rng, "blue_grey"), int(rng.integers(2, 7)), (0.08, 0.2), strength=rng.uniform(0.6, 0.95)))
-        if p() < 0.25:
-            L.append(_blotches(rng, col(rng, "dark_red"), 5, rng.uniform(0.6, 1.2), 0.9))
-        if p() < 0.35:
-            L.append(_blotches(rng, col(rng, "white"), 6, rng.uniform(0.6, 1.2), 0.5))
-        if p() < 0.2:
-            L.append(_dots(rng, col(rng, "brown"), int(rng.integers(3, 10)), (0.03, 0.07)))
-    elif name == "DF":
-        ring = col(rng, rng.choice(["brown", "brown", "dark_brown", "light_brown"]))
-        L.append(_radial(ring, 0.35, rng.uniform(0.85, 1.05), rng.uniform(0.6, 0.95), soft=0.2))
-        if p() < 0.7:
-            L.append(_network(rng, darker(0.6), rng.uniform(16, 24), rng.uniform(-0.3, 0.3), 0.6, extent=1.0, inner=0.5))
-        L.append(_radial(col(rng, "white"), -1.0, rng.uniform(0.35, 0.6), rng.uniform(0.7, 1.0), soft=0.2, noise=Noise(rng, 8), amp=0.15))
-        if p() < 0.2:
-            L.append(_dots(rng, col(rng, "red"), int(rng.integers(3, 10)), (0.02, 0.05), rmax=0.5))
-    elif name == "MEL":
-        opts = ["dark_brown", "black", "blue_grey", "brown", "light_brown"]
-        for c in rng.choice(opts, size=int(rng.integers(2, 4)), replace=False):
-            L.append(_blotches(rng, col(rng, str(c)), 5, rng.uniform(-0.1, 0.7), rng.uniform(0.6, 1.0)))
-        if p() < 0.55:
-            L.append(_network(rng, col(rng, "dark_brown"), rng.uniform(9, 14), rng.uniform(-0.2, 0.8), rng.uniform(0.5, 0.9)))
-        if p() < 0.5:
-            L.append(_streaks(rng, col(rng, "dark_brown"), int(rng.integers(8, 20)), rng.uniform(0.6, 1.0)))
-        if p() < 0.4:
-            L.append(_blotches(rng, col(rng, "white"), 6, rng.uniform(0.5, 1.1), rng.uniform(0.4, 0.8)))
-        if p() < 0.4:
-            L.append(_dots(rng, col(rng, "black"), int(rng.integers(4, 20)), (0.02, 0.06), rmax=1.0, rmin=0.3))
-    elif name == "NV":
-        L.append(_network(rng, darker(rng.uniform(0.55, 0.8)), rng.uniform(14, 22), rng.uniform(-0.4, 0.4), rng.uniform(0.5, 0.9), extent=rng.uniform(0.9, 1.05)))
-        if p() < 0.35:
-            L.append(_dots(rng, darker(0.6), int(rng.integers(5, 25)), (0.03, 0.07)))
-        if p() < 0.2:
-            L.append(_radial(darker(0.7), -1.0, 0.5, 0.6, soft=0.3))
-        if p() < 0.1:
-            L.append(_blotches(rng, col(rng, "dark_brown"), 4, 0.9, 0.6))
-    elif name == "PBK":
-        L.append(_ridges(rng, darker(rng.uniform(0.6, 0.8)), rng.uniform(14, 24), rng.uniform(0.5, 0.9)))
-        if p() < 0.4:
-            L.append(_blotches(rng, darker(0.75), 5, rng.uniform(0.0, 0.8), 0.6))
-        if p() < 0.25:
-            L.append(_streaks(rng, darker(0.7), int(rng.integers(10, 24)), 0.5))
-        if p() < 0.2:
-            L.append(_network(rng, darker(0.7), rng.uniform(14, 20), 0.0, 0.5))
-    elif name == "SK":
-        L.append(_fissures(rng, darker(rng.uniform(0.5, 0.75)), int(rng.integers(4, 8)), rng.uniform(0.5, 0.9)))
-        L.append(_dots(rng, col(rng, "keratin"), int(rng.integers(5, 16)), (0.04, 0.08), strength=rng.uniform(0.7, 1.0)))
-        if p() < 0.6:
-            L.append(_dots(rng, col(rng, "dark_brown"), int(rng.integers(3, 12)), (0.03, 0.06)))
-        if p() < 0.25:
-            L.append(_ridges(rng, darker(0.7), rng.uniform(10, 18), 0.5))
-    elif name == "SCC":
-        L.append(_radial(col(rng, "keratin"), -1.0, rng.uniform(0.4, 0.75), rng.uniform(0.7, 1.0), soft=0.25, noise=Noise(rng, 8), amp=0.25))
-        L.append(_dots(rng, col(rng, "red"), int(rng.integers(6, 30)), (0.025, 0.05), rmin=0.3, strength=rng.uniform(0.6, 1.0)))
-        if p() < 0.35:
-            L.append(_blotches(rng, col(rng, "dark_red"), 5, rng.uniform(0.5, 1.1), 0.9))
-        if p() < 0.25:
-            L.append(_vessels(rng, col(rng, "red"), 1, 3, 0.02, 0.6))
-        if p() < 0.2:
-            L.append(_blotches(rng, col(rng, "light_brown"), 5, 0.6, 0.5))
-    elif name == "VASC":
-        cols = [col(rng, c) for c in ("red", "purple", "dark_red")]
-        L.append(_lobules(rng, cols, int(rng.integers(4, 12)), rng.uniform(0.7, 1.0)))
-        if p() < 0.3:
-            L.append(_blotches(rng, col(rng, "blue_grey"), 5, 0.6, 0.5))
-        if p() < 0.2:
-            L.append(_blotches(rng, col(rng, "white"), 6, 0.9, 0.5))
-    return L
+    return _RECIPES[ISIC9[ci].code](rng, darker)

@@ -1,0 +1,109 @@
+"""Commands that use a trained model: evaluate, export."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from dermkd.errors import DermkdError
+
+console = Console()
+SplitFile = Annotated[Optional[Path], typer.Option(help="Reuse a split CSV (path,label,split).")]
+
+
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory or checkpoint file.")],
+    data: Annotated[Optional[Path], typer.Option(help="Score on this class-folder root instead of the run's data; "
+                                                      "without --split-file every image is a test image.")] = None,
+    split: Annotated[str, typer.Option(help="Split to score: test | val | train.")] = "test",
+    split_file: SplitFile = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write the metrics JSON here.")] = None,
+    predictions: Annotated[Optional[Path], typer.Option(help="Write per-image predictions (CSV) here.")] = None,
+) -> None:
+    """Score a trained model with all measures (default: the run's own test split, read with
+    the run's whole data config: layout, metadata, task, class handling).
+
+    A bare checkpoint with --data and no split file is scored on every image under --data.
+
+    Example: dermkd evaluate runs/demo/kd-student --output kd-test.json
+    """
+    from dermkd.config import DataConfig
+    from dermkd.data.prepare import prepare_data
+    from dermkd.evaluate.evaluate import evaluate_model
+    from dermkd.evaluate.rundata import run_config
+    from dermkd.io import write_json
+    from dermkd.report.comparison import comparison_rows, print_table
+    from dermkd.train.checkpoints import load_model
+
+    if split not in ("train", "val", "test"):
+        raise DermkdError(f"--split must be train, val or test, not {split!r}")
+    model, spec = load_model(run)
+    if run.is_dir() and data is None:
+        cfg = run_config(run).data
+        if split_file is not None:
+            cfg = dataclasses.replace(cfg, split_file=str(split_file))
+    elif data is None:
+        raise DermkdError("a checkpoint file needs --data")
+    else:  # other images: class folders, labelled as the model's task labels them
+        task = "binary" if set(spec["classes"]) <= {"benign", "malignant"} else "multiclass"
+        cfg = DataConfig(root=str(data), task=task, split_file=str(split_file) if split_file else None,
+                         allow_new_classes=run.is_dir() and run_config(run).data.allow_new_classes)
+    cfg = dataclasses.replace(cfg, image_size=spec["image_size"])
+    cfg.validate()
+    whole = cfg.split_file is None
+    prepared = prepare_data(cfg, Path(cfg.root).expanduser(), 0, all_test=whole)
+    metrics = evaluate_model(model, prepared, "test" if whole else split, classes=spec["classes"],
+                             predictions=predictions)
+    metrics["model"] = spec
+    if output:
+        write_json(output, metrics)
+    print_table(comparison_rows([(str(run), metrics)]), f"{run}: {metrics['split']} split, n={metrics['n']}")
+
+
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory or checkpoint file.")],
+    fmt: Annotated[list[str], typer.Option("--format", help="onnx | onnx-int8-dynamic | onnx-int8-static | "
+                                           "torchscript | torch-int8-dynamic (repeatable).")] = ["onnx"],
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the exported files; default RUN/export.")] = None,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Score each export on the run's own test "
+                                        "split beside eager PyTorch.")] = False,
+) -> None:
+    """Export a trained model for deployment: <out>/<model>.<format>.<ext> plus a JSON of its metadata.
+
+    Example: dermkd export runs/demo/kd-student --format onnx --format onnx-int8-static --check
+    """
+    from dermkd.export.formats import FORMATS, export_model, load_predictor
+    from dermkd.export.source import source_from_run
+    from dermkd.rundir import RunDir
+
+    entries = [FORMATS.get(f) for f in fmt]  # unknown names fail before any work
+    if not run.exists():
+        raise DermkdError(f"run or checkpoint not found: {run}")
+    folder = out or RunDir(run if run.is_dir() else run.parent).export
+    source = source_from_run(run)
+    test = None
+    if check:
+        from dermkd.evaluate.rundata import run_data
+
+        if not run.is_dir():
+            raise DermkdError("--check needs a run directory (its split says which images are test images)")
+        data = run_data(run)
+        test = (data.images["test"].float() / 255.0, data.labels["test"].numpy())
+    for name, entry in zip(fmt, entries):
+        path = export_model(source, name, folder / f"{source.spec['name']}.{name}{entry.suffix}")
+        line = f"{name}: {path} ({path.stat().st_size / 2**20:.1f} MiB)"
+        if test is not None:
+            logits = load_predictor(path)(test[0])
+            line += f", test top-1 {float((logits.argmax(1) == test[1]).mean()):.4f} (n={len(test[1])})"
+        console.print(line)
+    if test is not None:
+        import torch
+
+        with torch.inference_mode():
+            eager = source.model.eval()(test[0]).argmax(1).numpy()
+        console.print(f"eager PyTorch: test top-1 {float((eager == test[1]).mean()):.4f}")
+
