@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
-from dermkd.build import resolve
+from dermkd.build import registry, resolve
 from dermkd.config import ENSEMBLE_SEP, ModelConfig, RunConfig
 from dermkd.errors import DermkdError
 
@@ -26,10 +27,29 @@ class Stage:
     source: str | None  # the stage whose finished run teaches this one; None: no teacher run
 
 
+def strategy_entry(name: str) -> Any:
+    """The registered `distill.strategies.Strategy` called `name`."""
+    return registry("strategy").get(name)
+
+
+def ignored_settings(strategy: str) -> set[str]:
+    """What runs of `strategy` ignore: "teacher" (no teacher architecture is named),
+    "teacher_cache" (no trained network teaches, so nothing to store), "kd" (no soft term)."""
+    entry = strategy_entry(strategy)
+    ignored = set()
+    if entry.source is None:
+        ignored.add("teacher_cache")
+    if entry.source != "teacher" and entry.trains == "student":
+        ignored.add("teacher")
+    if strategy == "baseline":  # the one strategy without any teacher, virtual or trained
+        ignored |= {"kd", "teacher", "teacher_cache"}
+    return ignored
+
+
 def stage_config(cfg: RunConfig, model: ModelConfig, strategy: str) -> RunConfig:
     """`cfg` training `model` with `strategy`; a stage that no run teaches stores no logits."""
-    taught = resolve(dataclasses.replace(cfg, kd=dataclasses.replace(cfg.kd, strategy=strategy))).strategy.source
-    kd = dataclasses.replace(cfg.kd, strategy=strategy, teacher_cache=cfg.kd.teacher_cache if taught else 0)
+    stores = "teacher_cache" not in ignored_settings(strategy)
+    kd = dataclasses.replace(cfg.kd, strategy=strategy, teacher_cache=cfg.kd.teacher_cache if stores else 0)
     return dataclasses.replace(cfg, model=model, kd=kd)
 
 

@@ -58,8 +58,8 @@ def distill(teacher: Teachers, profile: o.Profile = "cpu", config: o.ConfigFile 
             print_config: o.PrintConfig = False, *, overrides: dict[str, Any]) -> None:
     """Distil a teacher (or an ensemble) into a student (default: standard KD into the DSC student).
 
-    Without --data the (first) teacher run's whole data config and split are reused, so the
-    student is tested on the teacher's test images, which it never trained on.
+    Without --data, the student reuses the (first) teacher run's whole data config and split.
+    So it is tested on the teacher's test images, which neither model trained on.
 
     Example: dermkd distill --teacher runs/lite0 --teacher runs/lite1 --student dsc --alpha 0.9 --temperature 4
     """

@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dermkd.build import registry
 from dermkd.config import RunConfig, apply_overrides
 from dermkd.errors import DermkdError
 from dermkd.io import load_yaml
 from dermkd.knobs import get_path, knobs, set_path
-from dermkd.plan import trained_model
+from dermkd.plan import ignored_settings, strategy_entry, trained_model
 from dermkd.profiles import build_config
 
 UNUSED = "-"  # the value of an axis that a run's strategy ignores
@@ -67,7 +66,7 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         """A readable, unique folder name, e.g. standard-dsc-from-resnet50-adamax-ce-a0.9-T4-m2-s0."""
-        strategy = registry("strategy").get(self.strategy)
+        strategy = strategy_entry(self.strategy)
         kd = "" if self.strategy == "baseline" else f"-a{self.alpha:g}-T{self.temperature:g}-m{self.kd_multiplier:g}"
         source = f"-from-{self.teacher}" if strategy.source == "teacher" else ""
         trained = self.teacher if strategy.trains == "teacher" else self.student
@@ -122,15 +121,12 @@ class Study:
 
 def _normalise(spec: RunSpec) -> RunSpec:
     """Axes a strategy ignores get a placeholder, so equivalent runs are one run."""
-    if spec.strategy == "baseline":
-        return dataclasses.replace(spec, teacher=UNUSED, alpha=0.0, temperature=1.0, kd_multiplier=0.0,
-                                   teacher_cache=0)
-    strategy = registry("strategy").get(spec.strategy)
-    if strategy.source is None:  # no teacher network (teacher-free): nothing to store
+    ignored = ignored_settings(spec.strategy)
+    if "kd" in ignored:  # no soft term: eq. 1 reduces to the hard loss
+        spec = dataclasses.replace(spec, alpha=0.0, temperature=1.0, kd_multiplier=0.0)
+    if "teacher_cache" in ignored:
         spec = dataclasses.replace(spec, teacher_cache=0)
-    if strategy.source != "teacher" and strategy.trains == "student":
-        return dataclasses.replace(spec, teacher=UNUSED)
-    return spec
+    return dataclasses.replace(spec, teacher=UNUSED) if "teacher" in ignored else spec
 
 
 def load_study(path: str | Path) -> Study:
