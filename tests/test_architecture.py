@@ -95,7 +95,8 @@ def test_the_cycle_check_sees_imports_inside_functions(tmp_path):
 
 def test_config_is_a_leaf_and_the_library_never_imports_the_cli():
     graph = import_graph()
-    assert graph["dermkd.config"] <= {"dermkd.errors"}
+    assert graph["dermkd.config"] <= {"dermkd.errors", "dermkd.typecheck"}
+    assert graph["dermkd.typecheck"] <= {"dermkd.errors"}
     users = sorted(m for m, deps in graph.items() if not m.startswith("dermkd.cli")
                    and any(d.startswith("dermkd.cli") for d in deps))
     assert users == []

@@ -39,8 +39,12 @@ def test_balanced_sampler_draws_classes_equally():
     data = SimpleNamespace(images={"train": torch.zeros(100, 3, 8, 8, dtype=torch.uint8)},
                            labels={"train": labels}, classes=["a", "b"], image_size=8)
     dm = DermDataModule(data, batch_size=50, augment=None, seed=0, balanced_sampler=True)
-    drawn = torch.cat([y for _ in range(20) for _, y in dm.train_dataloader()])
-    share = (drawn == 1).float().mean().item()
+    loader = dm.train_dataloader()
+    drawn = []
+    for epoch in range(20):  # Lightning calls set_epoch before each epoch
+        loader.sampler.set_epoch(epoch)
+        drawn += [y for _, y in loader]
+    share = (torch.cat(drawn) == 1).float().mean().item()
     assert 0.45 < share < 0.55  # 10% of the images, half of the draws
     plain = DermDataModule(data, batch_size=50, augment=None, seed=0)
     assert (torch.cat([y for _, y in plain.train_dataloader()]) == 1).float().mean().item() == pytest.approx(0.1)
@@ -52,3 +56,19 @@ def test_training_with_class_balance_runs(tmp_path, balance):
                                 "train": {"class_balance": balance, "limit_train_batches": 2}})
     result = run_stage(cfg, load_data(cfg), tmp_path / balance)
     assert result.metrics["n"] == 9
+
+
+def test_each_epochs_order_depends_on_seed_and_epoch_only():
+    """What makes a resumed run draw exactly what an uninterrupted one draws."""
+    from dermkd.data.samplers import EpochSampler
+
+    def order(seed, epoch, sampler=None):
+        sampler = sampler or EpochSampler(50, seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    long_lived = EpochSampler(50, 0)
+    history = [order(0, e, sampler=long_lived) for e in range(4)]  # one sampler through 4 epochs
+    assert [order(0, e) for e in range(4)] == history  # a new sampler (a resumed run) per epoch: the same
+    assert len({tuple(o) for o in history}) == 4 and sorted(history[0]) == list(range(50))
+    assert order(1, 0) != history[0]

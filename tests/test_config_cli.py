@@ -100,16 +100,24 @@ def test_unknown_profile():
     ({"optim": {"lr": 0}}, "lr must be > 0"),
     ({"data": {"val_fraction": 0}}, "val_fraction must be in (0, 1)"),
     ({"model": {"trainable_stages": -1}}, "trainable_stages must be 'all' or an integer >= 0"),
-    ({"teacher": {"trainable_stages": "some"}}, "trainable_stages must be 'all' or an integer >= 0"),
-    ({"data": {"conflict_policy": "x"}}, "conflict_policy must be drop, keep-first or keep-majority"),
+    ({"teacher": {"trainable_stages": "some"}}, "teacher.trainable_stages must be int or 'all', not str 'some'"),
+    ({"data": {"conflict_policy": "x"}},
+     "data.conflict_policy must be 'drop' or 'keep-first' or 'keep-majority', not str 'x'"),
     ({"data": {"val_fraction": 0.5, "test_fraction": 0.5}}, "val_fraction + test_fraction must be < 1"),
     ({"kd": {"temperature": 0}}, "temperature must be > 0"),
     ({"train": {"epochs": 0}}, "epochs must be >= 1"),
     ({"optim": {"momentum": 1.0}}, "momentum must be in [0, 1)"),
     ({"name": "a/b"}, "run name must be non-empty and contain no '/'"),
-    ({"train": {"precision": 32}}, "precision must be '32' or 'bf16-mixed' (a string, quoted in YAML), not 32"),
-    ({"train": {"precision": "fp16"}}, "precision must be '32' or 'bf16-mixed' (a string, quoted in YAML), "
-                                       "not 'fp16'"),
+    ({"train": {"precision": 32}}, "train.precision must be '32' or 'bf16-mixed', not int 32"),
+    ({"train": {"precision": "fp16"}}, "train.precision must be '32' or 'bf16-mixed', not str 'fp16'"),
+    # types are checked before ranges (issue 12: YAML gives strings, floats and booleans where ints belong)
+    ({"train": {"epochs": "three"}}, "train.epochs must be int, not str 'three'"),
+    ({"train": {"epochs": 1.7}}, "train.epochs must be int, not float 1.7"),
+    ({"train": {"epochs": True}}, "train.epochs must be int, not bool True"),
+    ({"optim": {"lr": "1e-3"}}, "optim.lr must be float, not str '1e-3'"),
+    ({"kd": {"teacher_weights": [1.0, "x"]}}, "kd.teacher_weights must be a list of float or none, not list "
+                                              "[1.0, 'x']"),
+    ({"augment": {"scale": [0.5]}}, "augment.scale must be a list of float, not tuple (0.5,)"),
 ])
 def test_bad_config_values(overrides, message):
     with pytest.raises(DermkdError) as err:
@@ -132,13 +140,16 @@ def test_momentum_for_an_optimizer_without_one_is_an_error_not_ignored(name):
 
 
 def test_scheduler_registry_builds_each_schedule():
-    plateau = optimizer_for(torch.nn.Linear(2, 2).parameters(), name="sgd", plateau_factor=0.25, plateau_patience=5,
-                            full=True)
-    sched = plateau["lr_scheduler"]
-    assert sched["monitor"] == "val_loss" and (sched["scheduler"].factor, sched["scheduler"].patience) == (0.25, 5)
-    cosine = optimizer_for(torch.nn.Linear(2, 2).parameters(), name="sgd", scheduler="cosine", full=True)
-    assert cosine["lr_scheduler"]["scheduler"].T_max == 3
-    assert "lr_scheduler" not in optimizer_for(torch.nn.Linear(2, 2).parameters(), scheduler="none", full=True)
+    opt, sched = optimizer_for(torch.nn.Linear(2, 2).parameters(), name="sgd", lr=1.0, plateau_factor=0.25,
+                               plateau_patience=0, full=True)
+    assert (sched.factor, sched.patience) == (0.25, 0)
+    sched.step(1.0)
+    sched.step(2.0)  # no gain: cut at once with patience 0
+    assert opt.param_groups[0]["lr"] == 0.25
+    opt, sched = optimizer_for(torch.nn.Linear(2, 2).parameters(), name="sgd", lr=1.0, scheduler="cosine", full=True)
+    sched.step(5.0)  # the loss is ignored
+    assert sched.T_max == 3 and opt.param_groups[0]["lr"] == pytest.approx(0.75)
+    assert optimizer_for(torch.nn.Linear(2, 2).parameters(), scheduler="none", full=True)[1] is None
     with pytest.raises(DermkdError, match="unknown scheduler 'step'; known: cosine, none, plateau"):
         build_config("tiny", {"optim": {"scheduler": "step"}})
 
@@ -345,7 +356,7 @@ def test_cli_help(run_cli):
 
 
 @pytest.mark.parametrize("command, flags", [
-    ("evaluate", ["--data", "--split", "--split-file", "--output", "--predictions"]),
+    ("evaluate", ["--data", "--split", "--split-file", "--output", "--predictions", "--allow-new-classes"]),
     ("models", []),
     ("demo", ["--out", "--epochs", "--threads", "--fresh"]),
 ])

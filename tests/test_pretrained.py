@@ -130,7 +130,7 @@ def _lit(model, **optim):
 
     lit = build_module(RunConfig(optim=OptimConfig(**optim)), model, {})
     lit._trainer = SimpleNamespace(optimizers=[], num_training_batches=4, global_step=0, max_epochs=3)
-    opt = lit.configure_optimizers()["optimizer"]
+    opt = lit.configure_optimizers()
     lit._trainer.optimizers.append(opt)
     return lit, opt
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import ISIC_TRAIN, write_image
 
-from dermkd.config import DataConfig
+from dermkd.config import DataConfig, RunConfig
 from dermkd.data.prepare import prepare_data
 from dermkd.data.splits import source_order, stratified_group_split
 from dermkd.errors import DermkdError
@@ -67,8 +67,8 @@ def test_prepare_data_with_the_source_shift_strategy(tmp_path):
     assert data.split_report["split_strategy"] == "source-shift"
     test_ids = sorted(data.paths["test"])
     assert test_ids == ["melanoma/ISIC_0000008.jpg", "nevus/ISIC_0000005.jpg"]
-    with pytest.raises(DermkdError, match="split_strategy"):
-        DataConfig(split_strategy="by-year").validate()
+    with pytest.raises(DermkdError, match="data.split_strategy must be 'random' or 'source-shift', not str 'by-year'"):
+        RunConfig(data=DataConfig(split_strategy="by-year")).validate()
 
 
 @pytest.mark.isic

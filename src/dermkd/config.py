@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dermkd.errors import DermkdError
+from dermkd.typecheck import check_fields
 
-PRECISIONS = ("32", "bf16-mixed")  # Lightning's names
 ENSEMBLE_SEP = "+"  # a teacher "efficientnet_lite0+efficientnet_lite1" is an ensemble of both
 
 
@@ -60,6 +60,7 @@ class DataConfig:
     near_threshold: int = knob(4, "Near-duplicate pHash Hamming distance, of 64 bits (0-64).")
     allow_new_classes: bool = knob(False, "Accept class folders outside the 9-class taxonomy.",
                                    flag="--allow-new-classes")
+    max_image_pixels: int = knob(40_000_000, "Images with more pixels are skipped undecoded (width x height).")
     augment: bool = knob(True, "Training augmentation (flips, rotations, crops).", flag="--augment/--no-augment")
     num_workers: int = knob(0, "Loader processes; 0 keeps augmentation in the training process.")
     synthetic_per_class: int = knob(80, "Embedded data: images per class.")
@@ -71,17 +72,14 @@ class DataConfig:
         _check(0.0 < self.val_fraction < 1.0, "val_fraction must be in (0, 1)")
         _check(0.0 < self.test_fraction < 1.0, "test_fraction must be in (0, 1)")
         _check(self.val_fraction + self.test_fraction < 1.0, "val_fraction + test_fraction must be < 1")
-        _check(self.conflict_policy in ("drop", "keep-first", "keep-majority"),
-               "conflict_policy must be drop, keep-first or keep-majority")
         _check(0 <= self.near_threshold <= 64, "near_threshold must be in [0, 64]")
-        _check(self.task in ("multiclass", "binary"), "task must be multiclass or binary")
-        _check(self.split_strategy in ("random", "source-shift"), "split_strategy must be random or source-shift")
         _check(self.folds is None or self.folds >= 2, "folds must be >= 2")
         _check(0 <= self.fold < (self.folds or 1), "fold must be in [0, folds)")
         _check(not (self.folds and self.test_root), "folds and an external test folder exclude each other")
         _check(self.num_workers >= 0, "num_workers must be >= 0")
         _check(self.synthetic_per_class >= 3, "synthetic_per_class must be >= 3")
         _check(self.synthetic_size >= 16, "synthetic_size must be >= 16")
+        _check(self.max_image_pixels >= 64, "max_image_pixels must be >= 64")
 
 
 @dataclass
@@ -100,9 +98,7 @@ class ModelConfig:
                                            "model's own.")
 
     def validate(self) -> None:
-        _check(self.pretrained in ("none", "imagenet"), "pretrained must be 'none' or 'imagenet'")
-        ts = self.trainable_stages
-        _check(ts == "all" or (isinstance(ts, int) and not isinstance(ts, bool) and ts >= 0),
+        _check(self.trainable_stages == "all" or self.trainable_stages >= 0,
                "trainable_stages must be 'all' or an integer >= 0")
         _check(self.bn_momentum is None or 0 < self.bn_momentum <= 1, "bn_momentum must be in (0, 1]")
 
@@ -180,10 +176,8 @@ class TrainConfig:
                 "sampler (batches drawn with probability 1 / n_c per image).", panel="Optimisation")
     threads: int | None = knob(None, "CPU threads for torch; none: all cores.")
     accelerator: str = knob("auto", "Lightning accelerator: auto | cpu | gpu | ...")
-    # "32": fp32 throughout (the default, bit-reproducible). "bf16-mixed": bfloat16 autocast
-    # for the forward passes (student, live teacher, the teacher-logit store's build) with
-    # fp32 weights, optimizer and losses; about 1.7-2x the training speed on CPUs with AMX or
-    # AVX512-BF16 (docs/benchmarks.md), much slower on CPUs without them.
+    # bf16-mixed: autocast for the forward passes (student, live teacher, the store's build),
+    # fp32 weights, optimizer and losses (docs/benchmarks.md); 32 is bit-reproducible
     precision: Literal["32", "bf16-mixed"] = knob("32", "32 (fp32) | bf16-mixed (bfloat16 autocast; ~2x faster on "
                                                         "CPUs with AMX or AVX512-BF16, slower without).")
     limit_train_batches: int | float | None = None  # for smoke runs; not a flag
@@ -202,10 +196,6 @@ class TrainConfig:
         _check(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
                "early_stopping_patience must be >= 1")
         _check(self.threads is None or self.threads >= 1, "threads must be >= 1")
-        _check(self.class_balance in ("none", "loss", "sampler"), "class_balance must be none, loss or sampler")
-        _check(isinstance(self.refit, bool), "refit must be true or false")
-        _check(self.precision in PRECISIONS, f"precision must be {' or '.join(map(repr, PRECISIONS))} (a string, "
-                                             f"quoted in YAML), not {self.precision!r}")
 
 
 @dataclass(frozen=True)
@@ -252,7 +242,8 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"prefix": "augment-"})
 
     def validate(self) -> RunConfig:
-        """Range checks of every section (registry names: `dermkd.build.resolve`)."""
+        """Types, then ranges, of every section (registry names: `dermkd.build.resolve`)."""
+        check_fields(self)
         _check(bool(self.name) and "/" not in self.name, "run name must be non-empty and contain no '/'")
         for part in (self.data, self.model, self.teacher, self.kd, self.optim, self.train, self.augment):
             part.validate()

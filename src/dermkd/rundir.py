@@ -8,12 +8,21 @@ goes through `RunDir`, so a file name is spelt once.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dermkd.errors import DermkdError
 from dermkd.io import load_yaml, read_json
+
+log = logging.getLogger(__name__)
+STATUSES = ("running", "done", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class RunDir:
     best = property(lambda self: self.path / "checkpoints" / "best.ckpt")  # weights, best on validation
     last = property(lambda self: self.path / "checkpoints" / "last.ckpt")  # full state, for resuming
     export = property(lambda self: self.path / "export")  # default folder of `dermkd export`
+    lock_file = property(lambda self: self.path / "run.lock")  # pid and host of the one writer
 
     RESULTS = ("metrics", "history", "predictions")  # what a fresh attempt must not inherit
 
@@ -71,3 +81,58 @@ class RunDir:
 
     def read_metrics(self) -> dict[str, Any]:
         return read_json(self.metrics)
+
+    def status(self) -> str | None:
+        """running | done | failed | interrupted (env.json), or None before a first attempt.
+        A "running" run whose writer is gone (its lock is stale) was interrupted."""
+        if not self.env.is_file():
+            return None
+        status = self.read_env().get("status")
+        return "interrupted" if status == "running" and self._holder() is None else status
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's lock file while writing it: a second writer (another process on
+        this host, or any on another host) fails at once with a one-line error naming the
+        holder; a lock left by a dead process on this host is taken over."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        for _ in range(2):
+            try:
+                fd = os.open(self.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self.ensure_unlocked()
+                log.warning("%s: taking over the lock of a process that is gone", self.path)
+                self.lock_file.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            break
+        try:
+            yield
+        finally:
+            self.lock_file.unlink(missing_ok=True)
+
+    def ensure_unlocked(self) -> None:
+        """A one-line error naming the live writer of this run, if there is one (checked
+        before a command spends time on the data; `lock` checks again, atomically)."""
+        holder = self._holder()
+        if holder is not None:
+            raise DermkdError(f"{self.path} is being written by pid {holder['pid']} on {holder['host']}; "
+                              "wait for it, or choose another --name")
+
+    def _holder(self) -> dict[str, Any] | None:
+        """The live holder of the lock ({pid, host}), or None (no lock, or a stale one)."""
+        try:
+            holder = json.loads(self.lock_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if holder.get("host") != socket.gethostname():
+            return holder  # another machine's process: cannot be checked from here, so it is live
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+        return holder

@@ -34,11 +34,11 @@ def build_tree(root: Path, per_class: dict[str, int], start_seed: int = 0) -> Pa
 
 def optimizer_for(params: Any, full: bool = False, **optim: Any) -> Any:
     """The optimizer `dermkd.build` makes for `optim` settings (an `OptimConfig`'s fields)
-    over `params`, as a model with nothing pretrained gets it; `full`: Lightning's whole
-    configure_optimizers dict (optimizer and schedule), for 3 epochs."""
+    over `params`, as a model with nothing pretrained gets it; `full`: (optimizer, schedule)
+    for 3 epochs."""
     from dermkd.build import build_optimization, resolve
     from dermkd.config import OptimConfig, RunConfig
 
     cfg = RunConfig(optim=OptimConfig(**optim))
     configured = build_optimization(cfg.optim, resolve(cfg)).configure(list(params), [], max_epochs=3)
-    return configured if full else configured["optimizer"]
+    return configured if full else configured[0]

@@ -9,6 +9,7 @@ what they do: `training` (train, distill, pipeline, demo), `scoring` (evaluate, 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import warnings
 
@@ -56,12 +57,23 @@ def _setup_logging() -> None:
                         handlers=[RichHandler(console=Console(stderr=True), show_path=False)])
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    # a resumed run finds its own checkpoints and logs: expected, not a problem
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", ".*Experiment logs directory .* exists and is not empty.*")
     # partial fine-tuning keeps the frozen stages in eval mode on purpose (Classifier.train)
     warnings.filterwarnings("ignore", r".*module\(s\) in eval mode at the start of training.*")
 
 
+INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does: status "interrupted", exit 130
+
+
 def main() -> None:
     _setup_logging()
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = lazy_choices(typer.main.get_command(app)).main(standalone_mode=False)
     except typer.TyperException as exc:  # bad flag, bad value, unknown command
@@ -71,6 +83,7 @@ def main() -> None:
         print(f"dermkd: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except (KeyboardInterrupt, typer.Abort):
+        code = INTERRUPTED
+    if code == INTERRUPTED:  # typer turns Ctrl-C into exit code 130 itself
         print("dermkd: interrupted; run the same command again to resume", file=sys.stderr)
-        sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -23,6 +23,8 @@ def evaluate(
     split_file: SplitFile = None,
     output: Annotated[Optional[Path], typer.Option(help="Write the metrics JSON here.")] = None,
     predictions: Annotated[Optional[Path], typer.Option(help="Write per-image predictions (CSV) here.")] = None,
+    allow_new_classes: Annotated[bool, typer.Option("--allow-new-classes", help="With --data: accept class "
+                                                    "folders outside the 9-class taxonomy.")] = False,
 ) -> None:
     """Score a trained model with all measures (default: the run's own test split, read with
     the run's whole data config: layout, metadata, task, class handling).
@@ -51,7 +53,7 @@ def evaluate(
     else:  # other images: class folders, labelled as the model's task labels them
         task = "binary" if set(spec["classes"]) <= {"benign", "malignant"} else "multiclass"
         cfg = DataConfig(root=str(data), task=task, split_file=str(split_file) if split_file else None,
-                         allow_new_classes=run.is_dir() and run_config(run).data.allow_new_classes)
+                         allow_new_classes=allow_new_classes or (run.is_dir() and run_config(run).data.allow_new_classes))
     cfg = dataclasses.replace(cfg, image_size=spec["image_size"])
     cfg.validate()
     whole = cfg.split_file is None

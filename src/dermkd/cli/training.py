@@ -12,6 +12,7 @@ import typer
 
 from dermkd.cli import options as o
 from dermkd.cli.knobs import config_options, select
+from dermkd.errors import DermkdError
 
 # torch, timm and lightning take seconds to import: commands import what they use, so
 # `--help` and argument errors answer at once.
@@ -26,8 +27,10 @@ DEMO_OPTIONS = select((), only=("out_dir", "train.epochs", "train.threads"))
 def _run(cfg, teacher_source=None, fresh: bool = False) -> None:
     from dermkd.pipeline import load_data
     from dermkd.report.comparison import comparison_rows, print_table
+    from dermkd.rundir import RunDir
     from dermkd.train.stage import run_stage
 
+    RunDir(Path(cfg.out_dir) / cfg.name).ensure_unlocked()
     result = run_stage(cfg, load_data(cfg), Path(cfg.out_dir) / cfg.name, teacher_source=teacher_source,
                        resume=not fresh)
     print_table(comparison_rows([(result.name, result.metrics)]), f"{result.run_dir}: test split")
@@ -53,9 +56,15 @@ Teachers = Annotated[list[Path], typer.Option(
                       "softened probabilities).", rich_help_panel="Distillation")]
 
 
+AllowUnfinished = Annotated[bool, typer.Option(
+    "--allow-unfinished-teacher", help="Accept a teacher run whose status is not done (failed, interrupted, "
+                                       "running): its best checkpoint so far teaches.", rich_help_panel="Distillation")]
+
+
 @config_options(DISTILL_OPTIONS, "cpu")
 def distill(teacher: Teachers, profile: o.Profile = "cpu", config: o.ConfigFile = None, fresh: o.Fresh = False,
-            print_config: o.PrintConfig = False, *, overrides: dict[str, Any]) -> None:
+            print_config: o.PrintConfig = False, allow_unfinished_teacher: AllowUnfinished = False, *,
+            overrides: dict[str, Any]) -> None:
     """Distil a teacher (or an ensemble) into a student (default: standard KD into the DSC student).
 
     Without --data, the student reuses the (first) teacher run's whole data config and split.
@@ -68,6 +77,10 @@ def distill(teacher: Teachers, profile: o.Profile = "cpu", config: o.ConfigFile 
 
     for t in teacher:
         resolve_checkpoint(t)  # fail early and clearly
+        status = RunDir(t).status() if Path(t).is_dir() else "done"
+        if status != "done" and not allow_unfinished_teacher:
+            raise DermkdError(f"teacher run {t} is {status or 'not started'}, not done; finish it (run its command "
+                              "again), or pass --allow-unfinished-teacher")
     inherited: dict[str, Any] = {}
     first = RunDir(teacher[0])
     given = overrides.get("data", {})

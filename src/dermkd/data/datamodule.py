@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from dermkd.config import AugmentConfig
 from dermkd.data.augment import DEFAULT_AUGMENT
 from dermkd.data.prepare import PreparedData
+from dermkd.data.samplers import EpochSampler
 from dermkd.data.transforms import eval_transform, train_transform
 
 if TYPE_CHECKING:
@@ -57,23 +58,24 @@ class DermDataModule(L.LightningDataModule):
 
     def loader(self, split: str, train: bool = False) -> DataLoader:
         ds = self.dataset(split, train)
-        generator = torch.Generator().manual_seed(self.seed) if train else None
         sampler = None
-        if train and self.balanced_sampler:  # each class equally likely per draw
-            labels = self.data.labels[split]
-            counts = torch.bincount(labels, minlength=len(self.data.classes)).clamp(min=1)
-            sampler = WeightedRandomSampler((1.0 / counts)[labels].double(), len(ds), replacement=True,
-                                            generator=generator)
+        if train:  # the order of each epoch depends on (seed, epoch) only: resumable exactly
+            weights = None
+            if self.balanced_sampler:  # each class equally likely per draw
+                labels = self.data.labels[split]
+                counts = torch.bincount(labels, minlength=len(self.data.classes)).clamp(min=1)
+                weights = (1.0 / counts)[labels].double()
+            sampler = EpochSampler(len(ds), self.seed, weights)
         return DataLoader(
             ds,
             batch_size=self.batch_size,
-            shuffle=train and sampler is None,
             sampler=sampler,
             # A last batch of one sample breaks BatchNorm in train mode.
             drop_last=train and len(ds) > self.batch_size,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            generator=generator if sampler is None else None,
+            # workers start afresh each epoch, seeded from the epoch's generator (not persistent:
+            # a persistent worker's RNG would carry the earlier epochs' state into a resumed run)
+            generator=sampler.loader_generator if sampler is not None else None,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -84,7 +84,7 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
         external = [dataclasses.replace(s, rel=EXTERNAL_TEST + s.rel) for s in test_samples]
         classes = class_order(sorted(set(classes) | set(test_classes)))
     samples = samples + external
-    decoded = decode_all([s.path for s in samples], cfg.image_size)
+    decoded = decode_all([s.path for s in samples], cfg.image_size, max_pixels=cfg.max_image_pixels)
     skipped = [{"path": s.rel, "reason": d.error} for s, d in zip(samples, decoded) if d.error]
     ok = [(s, d) for s, d in zip(samples, decoded) if not d.error]
     if not ok:
@@ -94,7 +94,7 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
         rows = [SplitRow(s.rel, s.label, "test") for s, _ in ok]
         report = {"split_source": "all images as test"}
     elif cfg.split_file:
-        rows = _rows_from_file(cfg.split_file, by_rel, {s.rel for s in samples})
+        rows = _rows_from_file(cfg.split_file, by_rel, {s.rel: s.label for s in samples})
         report = {"split_source": str(cfg.split_file)}
     else:
         pool = [(s, d) for s, d in ok if not s.rel.startswith(EXTERNAL_TEST)]
@@ -127,12 +127,32 @@ def prepare_data(cfg: DataConfig, root: Path, seed: int, *, all_test: bool = Fal
     empty = [s for s in (("test",) if all_test else SPLITS) if labels[s].numel() == 0]
     if empty:
         raise DermkdError(f"the {'/'.join(empty)} split is empty; add images or change the split fractions")
+    if not (all_test or cfg.split_file):
+        check_class_coverage(classes, labels, external=bool(cfg.test_root))
     digest = hashlib.sha256()
     for r in sorted(rows, key=lambda r: r.path):
         digest.update(f"{r.path}\t{r.label}\t{by_rel[r.path][1].sha256}\n".encode())
     log.info("split: %s", {s: int(labels[s].numel()) for s in SPLITS})
     return PreparedData(root, classes, cfg.image_size, images, labels, paths, rows, digest.hexdigest(), skipped,
                         report)
+
+
+def check_class_coverage(classes: list[str], labels: dict[str, torch.Tensor], external: bool = False) -> None:
+    """Every class of a new split in every split (train, val, and test unless an external
+    folder is the test set): a class missing from one would be learnt from nothing, or
+    never validated or tested. A class in a split with a single image is a warning."""
+    counts = {s: torch.bincount(labels[s], minlength=len(classes)).tolist() for s in SPLITS}
+    needed = ("train", "val") if external else SPLITS
+    for i, c in enumerate(classes):
+        missing = [s for s in needed if counts[s][i] == 0]
+        if missing:
+            raise DermkdError(f"class {c!r} has {sum(counts[s][i] for s in SPLITS)} usable image(s), none in the "
+                              f"{'/'.join(missing)} split; a class needs at least {len(needed)} (after duplicates "
+                              "are grouped and conflicts dropped): add images, or remove the class folder")
+    single = [c for i, c in enumerate(classes) if any(counts[s][i] == 1 for s in needed)]
+    if single:
+        log.warning("%d class(es) have a single image in a split (%s); their measures there rest on one image",
+                    len(single), ", ".join(single))
 
 
 def decode_split(data: PreparedData, split: str, size: int) -> torch.Tensor:
@@ -202,14 +222,26 @@ def group_keys(root: Path, rels: list[str], hashes: list[str], cfg: DataConfig,
     return [hashes[uf.find(i)] for i in range(len(rels))]
 
 
-def _rows_from_file(split_file: str, by_rel: dict, all_rel: set[str]) -> list[SplitRow]:
+def _rows_from_file(split_file: str, by_rel: dict, labels: dict[str, str]) -> list[SplitRow]:
+    """The split file's rows, checked against the data: every path under the root, every
+    label known and equal to the data's own label for that file (folder or layout)."""
     rows = read_split(split_file)
+    all_rel = set(labels)
     missing = [r.path for r in rows if r.path not in all_rel]
     if missing:
         raise DermkdError(f"split file lists {len(missing)} files not under the data root (e.g. {missing[0]})")
+    known = set(labels.values())
+    unknown = sorted({r.label for r in rows if resolve(r.label) is None and r.label not in known})
+    if unknown:
+        raise DermkdError(f"split file lists unknown labels: {', '.join(unknown)}; known: the 9 classes (names or "
+                          "codes) and the data's own labels")
     for r in rows:
         cls = resolve(r.label)
         r.label = cls.name if cls else r.label
+    wrong = [r for r in rows if r.path in labels and labels[r.path] != r.label]
+    if wrong:
+        raise DermkdError(f"split file labels {len(wrong)} files unlike the data does, e.g. {wrong[0].path}: "
+                          f"{wrong[0].label!r} in the split file, {labels[wrong[0].path]!r} in the data")
     unread = [r.path for r in rows if r.path not in by_rel]
     if unread:
         log.warning("split file lists %d unreadable files; they are left out", len(unread))

@@ -10,6 +10,7 @@ seeded permutation, so a split is reproducible from the seed.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import re
 from collections import Counter, defaultdict
@@ -158,14 +159,24 @@ def read_split(path: str | Path) -> list[SplitRow]:
     path = Path(path)
     if not path.is_file():
         raise DermkdError(f"split file not found: {path}")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or not {"path", "label", "split"} <= set(reader.fieldnames):
-            raise DermkdError(f"split file {path} must have columns path,label,split")
-        rows = [SplitRow(r["path"], r["label"], r["split"]) for r in reader]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DermkdError(f"split file {path} line {line}: not UTF-8 text (byte {raw[exc.start]:#04x})") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None or not {"path", "label", "split"} <= set(reader.fieldnames):
+        raise DermkdError(f"split file {path} must have columns path,label,split")
+    rows = [SplitRow(r["path"], r["label"], r["split"]) for r in reader]
     bad = [r for r in rows if r.split not in SPLITS]
     if bad:
         raise DermkdError(f"split file {path}: unknown split {bad[0].split!r} for {bad[0].path} (use train/val/test)")
     if not rows:
         raise DermkdError(f"split file {path} is empty")
+    seen: dict[str, str] = {}
+    for n, r in enumerate(rows, start=2):
+        if r.path in seen:  # in two splits it would leak; twice in one split it would count twice
+            raise DermkdError(f"split file {path} line {n}: {r.path} is listed twice ({seen[r.path]} and {r.split})")
+        seen[r.path] = r.split
     return rows

@@ -37,6 +37,12 @@ class Predictor:
         if not (images.dtype.is_floating_point if isinstance(images, torch.Tensor)
                 else np.issubdtype(images.dtype, np.floating)):
             raise DermkdError(f"{self.backend} model takes float images in [0, 1], got {images.dtype}")
+        if shape[0] == 0:  # backends differ on empty batches; the answer is no rows
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        low, high = float(images.min()), float(images.max())
+        if low < -1e-3 or high > 1 + 1e-3:  # 0-255 pixels as floats would be scored silently wrong
+            raise DermkdError(f"{self.backend} model takes float images in [0, 1], got values in [{low:g}, {high:g}] "
+                              "(divide 0-255 pixels by 255)")
         return self.run(images)
 
 

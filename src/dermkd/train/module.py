@@ -20,6 +20,9 @@ from dermkd.models.classifier import Classifier
 from dermkd.train.optimizers import Optimization
 
 
+SCHEDULER_KEY = "dermkd_lr_schedule"
+
+
 class LitClassifier(L.LightningModule):
     """`criterion` and `optimization` come built (`dermkd.build`); the checkpoint's hyper-
     parameters carry `model_spec` only, which is all `load_model` needs."""
@@ -31,6 +34,8 @@ class LitClassifier(L.LightningModule):
         self.model = model
         self.criterion = criterion
         self.optimization = optimization
+        self.schedule: Any = None  # made with the optimizer
+        self._schedule_state: dict[str, Any] | None = None
         self.channels_last = channels_last
         object.__setattr__(self, "teacher", teacher)  # not a child module: not trained, not saved
         n = model.num_classes
@@ -89,10 +94,27 @@ class LitClassifier(L.LightningModule):
                     group.setdefault("warmup_base_lr", group["lr"])
                     group["lr"] = group["warmup_base_lr"] * min(1.0, (step + 1) / total)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> torch.optim.Optimizer:
         """A model with nothing pretrained learns at one lr; a pretrained backbone at
-        lr * backbone_lr_scale."""
+        lr * backbone_lr_scale. The schedule is stepped here, not by Lightning (see
+        `train.schedulers`), and travels in the checkpoint under SCHEDULER_KEY."""
         backbone, head = self.model.parameter_groups()
         if self.model.weights["source"] == "random":  # nothing pretrained: one lr for all
             backbone, head = backbone + head, []
-        return self.optimization.configure(backbone, head, self.trainer.max_epochs)
+        opt, self.schedule = self.optimization.configure(backbone, head, self.trainer.max_epochs)
+        if self.schedule is not None and self._schedule_state is not None:
+            self.schedule.load_state_dict(self._schedule_state)
+        return opt
+
+    def on_validation_epoch_end(self) -> None:
+        if self.schedule is not None and not self.trainer.sanity_checking:
+            self.schedule.step(float(self.trainer.callback_metrics["val_loss"]))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.schedule is not None:
+            checkpoint[SCHEDULER_KEY] = self.schedule.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._schedule_state = checkpoint.get(SCHEDULER_KEY)  # applied when the optimizer is made, or now
+        if self.schedule is not None and self._schedule_state is not None:
+            self.schedule.load_state_dict(self._schedule_state)

@@ -76,17 +76,17 @@ class Optimization:
     """Everything `LitClassifier.configure_optimizers` needs, with the names resolved.
 
     `optimizer`: params -> optimizer, its settings bound; `scheduler`: (optimizer, max_epochs)
-    -> Lightning's lr_scheduler entry or None.
+    -> a scheduler stepped with the validation loss each epoch (`train.schedulers`), or None.
     """
 
     optimizer: Callable[[Params], torch.optim.Optimizer]
-    scheduler: Callable[[torch.optim.Optimizer, int], dict[str, Any] | None]
+    scheduler: Callable[[torch.optim.Optimizer, int], Any]  # -> an object with step(val_loss), or None
     lr: float
     backbone_lr_scale: float = 1.0
     warmup_epochs: float = 0.0
 
     def configure(self, backbone: list[torch.nn.Parameter], head: list[torch.nn.Parameter],
-                  max_epochs: int) -> dict[str, Any]:
+                  max_epochs: int) -> tuple[torch.optim.Optimizer, Any]:
+        """(optimizer, scheduler or None) over the parameters that require gradients."""
         opt = self.optimizer(param_groups(backbone, head, self.lr, self.backbone_lr_scale))
-        sched = self.scheduler(opt, max_epochs)
-        return {"optimizer": opt} if sched is None else {"optimizer": opt, "lr_scheduler": sched}
+        return opt, self.scheduler(opt, max_epochs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from dermkd.io import write_json, write_yaml
 from dermkd.models import create_model
 from dermkd.rundir import RunDir
 from dermkd.train.checkpoints import load_model
-from dermkd.train.history import HistoryWriter, SaveAtEpoch
+from dermkd.train.history import EpochSeed, HistoryWriter, SaveAtEpoch
 from dermkd.train.records import machine, versions
 from dermkd.train.trainer import build_module, build_trainer, determinism
 
@@ -60,25 +61,75 @@ def balanced_class_weights(data: PreparedData) -> list[float]:
 
 def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *,
               teacher_source: Path | list[Path] | None = None, resume: bool = True) -> StageResult:
-    """Train `cfg.model` with strategy `cfg.kd.strategy` on `data`, then score it on the test split."""
+    """Train `cfg.model` with strategy `cfg.kd.strategy` on `data`, then score it on the test split.
+
+    The run directory is locked while it is written; its status ends as done, failed (with
+    the one-line error) or interrupted on every way out that Python sees (SIGKILL leaves
+    "running" behind a stale lock, which `RunDir.status` reads as interrupted).
+    """
     rd = RunDir(run_dir)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data.root)))  # fully resolved
     if resume and rd.is_finished():
-        done = rd.read_env()["data"]["fingerprint"]
-        if done != data.fingerprint:
-            raise DermkdError(f"{rd.path} was trained on other data (fingerprint {done[:12]} != "
-                              f"{data.fingerprint[:12]}); choose another --name or --fresh")
+        check_same_run(rd, cfg, data.fingerprint)
         log.info("%s is finished; reusing it (use --fresh to retrain)", rd.path)
         return StageResult(rd.name, rd.path, rd.read_metrics(), reused=True)
-    started = time.perf_counter()
-    if cfg.train.refit:
-        data = data.with_val_in_train()
-    with determinism(cfg.train.seed, cfg.train.threads):
-        metrics = _train_and_test(cfg, data, rd, teacher_source, resume)
-    metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_json(rd.metrics, metrics)
-    env = {**rd.read_env(), "status": "done", "finished": _now(), "wall_seconds": metrics["wall_seconds"]}
-    write_json(rd.env, env)
+    with rd.lock():
+        remove_stale_temps(rd)
+        started = time.perf_counter()
+        try:
+            with determinism(cfg.train.seed, cfg.train.threads):
+                metrics = _train_and_test(cfg, data.with_val_in_train() if cfg.train.refit else data, rd,
+                                          teacher_source, resume)
+            metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
+            write_json(rd.metrics, metrics)
+            _set_status(rd, "done", finished=_now(), wall_seconds=metrics["wall_seconds"])
+        except KeyboardInterrupt:
+            _set_status(rd, "interrupted", finished=_now())
+            raise
+        except BaseException as exc:
+            _set_status(rd, "failed", finished=_now(), error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+            raise
     return StageResult(rd.name, rd.path, metrics, reused=False)
+
+
+# Settings that do not change what a run computes: a finished run re-invoked with other
+# values of these is the same run (the data itself is checked by its fingerprint).
+SAME_RUN_IGNORES = ("name", "out_dir", "profile", "data.root", "data.split_file", "data.num_workers",
+                    "train.progress", "train.threads", "train.accelerator")
+
+
+def check_same_run(rd: RunDir, cfg: RunConfig, fingerprint: str) -> None:
+    """A finished run may be reused only by the config and data it was made with."""
+    done = rd.read_env()["data"]["fingerprint"]
+    if done != fingerprint:
+        raise DermkdError(f"{rd.path} was trained on other data (fingerprint {done[:12]} != "
+                          f"{fingerprint[:12]}); choose another --name or --fresh")
+    saved, now = _flat(rd.read_config()), _flat(cfg.to_dict())
+    diff = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(saved) | set(now))
+            if saved.get(k) != now.get(k) and k not in SAME_RUN_IGNORES and k in now]
+    if diff:
+        raise DermkdError(f"{rd.path} is finished with another config ({'; '.join(diff)}); use --fresh to retrain "
+                          "it, or another --name")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def remove_stale_temps(rd: RunDir) -> None:
+    """Temp files that a killed write left behind (`io.temp_beside` names them .<name>.*.tmp)."""
+    for folder in (rd.path, rd.checkpoints):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            log.info("removing %s, left by an interrupted write", tmp)
+            tmp.unlink(missing_ok=True)
+
+
+def _set_status(rd: RunDir, status: str, **fields) -> None:
+    env = rd.read_env() if rd.env.is_file() else {}
+    write_json(rd.env, {**env, "status": status, **fields})
 
 
 def _train_and_test(cfg: RunConfig, data: PreparedData, rd: RunDir, teacher_source: Path | list[Path] | None,
@@ -97,7 +148,6 @@ def _train_and_test(cfg: RunConfig, data: PreparedData, rd: RunDir, teacher_sour
         for name in RunDir.RESULTS:
             getattr(rd, name).unlink(missing_ok=True)
     rd.path.mkdir(parents=True, exist_ok=True)
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data.root)))  # fully resolved
     write_yaml(rd.config, cfg.to_dict())
     write_split(rd.split, data.rows)
     write_json(rd.env, {"status": "running", "started": _now(), "seed": cfg.train.seed, "versions": versions(),
@@ -114,8 +164,14 @@ def _train_and_test(cfg: RunConfig, data: PreparedData, rd: RunDir, teacher_sour
     dm = DermDataModule(data, cfg.train.batch_size, augment=cfg.augment if cfg.data.augment else None,
                         num_workers=cfg.data.num_workers, seed=cfg.train.seed,
                         balanced_sampler=cfg.train.class_balance == "sampler", store=store)
+    preflight(rd, model)
     trainer = build_trainer(cfg, _callbacks(cfg, rd), rd)
-    trainer.fit(lit, datamodule=dm, ckpt_path=str(rd.last) if resume and rd.last.is_file() else None)
+    try:
+        trainer.fit(lit, datamodule=dm, ckpt_path=str(rd.last) if resume and rd.last.is_file() else None)
+    except SystemExit:  # Lightning turns Ctrl-C (and SIGTERM) into exit(1) after its own clean-up
+        if trainer.interrupted or trainer.received_sigterm:
+            raise KeyboardInterrupt from None
+        raise
 
     # the weights tested: best on validation, or the last epoch's for a refit (no validation left)
     best, _ = load_model(rd.last if cfg.train.refit else rd.best)
@@ -125,13 +181,35 @@ def _train_and_test(cfg: RunConfig, data: PreparedData, rd: RunDir, teacher_sour
     return metrics
 
 
+def preflight(rd: RunDir, model: torch.nn.Module) -> None:
+    """The run folder must be writable and hold the checkpoints: best (weights) and last
+    (weights + optimizer state, about 3x the weights with Adam-like optimizers), each
+    written beside its old copy first."""
+    probe = rd.path / f".write-test-{os.getpid()}.tmp"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise DermkdError(f"cannot write into {rd.path}: {exc.strerror or exc}") from None
+    weights = sum(p.numel() * p.element_size() for p in model.state_dict().values())
+    need, free = 2 * (weights + 3 * weights), shutil.disk_usage(rd.path).free
+    if free < need:
+        raise DermkdError(f"not enough disk space in {rd.path}: the checkpoints need about {need / 2**20:.0f} MiB, "
+                          f"{free / 2**20:.0f} MiB are free")
+
+
 def _callbacks(cfg: RunConfig, rd: RunDir) -> list[L.Callback]:
     callbacks: list[L.Callback] = [
         # best: weights only (evaluation, teaching, export); last: full state, for resuming
+        # both at the end of each epoch, after its validation, lr step and history row, best first:
+        # last.ckpt then carries this epoch's best score and history
         ModelCheckpoint(dirpath=rd.checkpoints, filename=rd.best.stem, monitor="val_loss", mode="min",
-                        save_weights_only=True, enable_version_counter=False),
-        ModelCheckpoint(dirpath=rd.checkpoints, save_top_k=0, save_last=True),
+                        save_weights_only=True, save_on_train_epoch_end=True, enable_version_counter=False),
+        # the full state, atomically (AtomicCheckpointIO)
+        ModelCheckpoint(dirpath=rd.checkpoints, filename=rd.last.stem, monitor=None, save_top_k=1,
+                        save_on_train_epoch_end=True, enable_version_counter=False),
         HistoryWriter(rd.history),
+        EpochSeed(cfg.train.seed),
     ]
     if cfg.kd.teacher_epoch < cfg.train.epochs:  # lets this run teach in defective KD
         callbacks.append(SaveAtEpoch(cfg.kd.teacher_epoch, rd.epoch_checkpoint(cfg.kd.teacher_epoch)))
