@@ -136,6 +136,14 @@ def test_a_finished_run_with_another_config_is_an_error_that_shows_the_diff(run_
     before = Path("runs/f/metrics.json").stat().st_mtime_ns
     code, _, err, _ = run_cli("train", "--profile", "tiny", "--name", "f", "--threads", "1")  # same computation
     assert code == 0 and Path("runs/f/metrics.json").stat().st_mtime_ns == before  # reused, not retrained
+    code, _, err, _ = run_cli("train", "--profile", "tiny", "--name", "f", "--epochs", "3")
+    assert code == 1 and "(train.epochs: 1 -> 3); use --fresh to retrain it, --extend to train it more epochs" in err
+    code, _, err, _ = run_cli("train", "--profile", "tiny", "--name", "f", "--epochs", "3", "--extend")
+    assert code == 0, err
+    with open("runs/f/history.csv") as fh:
+        assert [row["epoch"] for row in csv.DictReader(fh)] == ["0", "1", "2"]  # epoch 0 kept, 1-2 added
+    assert json.loads(Path("runs/f/metrics.json").read_text())["epochs_trained"] == 3
+
 
 
 def test_distill_refuses_an_unfinished_teacher_unless_told(run_cli):

@@ -21,6 +21,9 @@ ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="YAML of co
                                                                      "config.yaml).", rich_help_panel="Run")]
 Fresh = Annotated[bool, typer.Option("--fresh", help="Retrain even if a finished or partial run exists.",
                                      rich_help_panel="Run")]
+Extend = Annotated[bool, typer.Option("--extend", help="A finished run given more --epochs (and nothing else "
+                                                       "changed) trains on from its last checkpoint.",
+                                      rich_help_panel="Run")]
 PrintConfig = Annotated[bool, typer.Option("--print-config", help="Print the fully resolved config (YAML) and "
                                                                   "exit.", rich_help_panel="Run")]
 

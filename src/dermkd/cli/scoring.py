@@ -109,3 +109,33 @@ def export(
             eager = source.model.eval()(test[0]).argmax(1).numpy()
         console.print(f"eager PyTorch: test top-1 {float((eager == test[1]).mean()):.4f}")
 
+
+
+def predict(
+    model: Annotated[Path, typer.Argument(help="Run directory, checkpoint, or exported model file (e.g. .onnx).")],
+    inputs: Annotated[list[Path], typer.Argument(help="Image files, folders (searched recursively) or CSV lists "
+                                                      "(a column image or path).")],
+    out: Annotated[Path, typer.Option(help="The ISIC-format CSV to write; <out>.details.csv goes beside it.")] = Path(
+        "predictions.csv"),
+    tta: Annotated[bool, typer.Option("--tta", help="Average the probabilities over the image and its flips.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
+    threads: Annotated[int, typer.Option(help="CPU threads for the model.")] = 1,
+) -> None:
+    """Predict class probabilities for images, in the ISIC challenge submission format.
+
+    predictions.csv: image (file name without extension) and one probability column per class code.
+    predictions.details.csv: the path, top class, malignant probability and any error, per file.
+
+    Example: dermkd predict runs/demo/kd-student/export/dsc.onnx path/to/images --out preds.csv --tta
+    """
+    from dermkd.serve.predict import collect_inputs, open_model, predict_files, write_predictions
+
+    if batch_size < 1 or threads < 1:
+        raise DermkdError("--batch-size and --threads must be >= 1")
+    predictor = open_model(model, threads)
+    paths = collect_inputs(inputs)
+    results = predict_files(predictor, paths, batch_size=batch_size, tta=tta)
+    details = write_predictions(out, results, predictor.classes)
+    failed = [r for r in results if r.probabilities is None]
+    console.print(f"{len(results) - len(failed)} images scored into {out} ({predictor.backend}{', TTA' if tta else ''})"
+                  f"; {len(failed)} unreadable, listed in {details}")

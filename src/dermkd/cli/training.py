@@ -24,7 +24,7 @@ PIPELINE_OPTIONS = select((*RUN_SECTIONS, "teacher", "kd"))
 DEMO_OPTIONS = select((), only=("out_dir", "train.epochs", "train.threads"))
 
 
-def _run(cfg, teacher_source=None, fresh: bool = False) -> None:
+def _run(cfg, teacher_source=None, fresh: bool = False, extend: bool = False) -> None:
     from dermkd.pipeline import load_data
     from dermkd.report.comparison import comparison_rows, print_table
     from dermkd.rundir import RunDir
@@ -32,13 +32,13 @@ def _run(cfg, teacher_source=None, fresh: bool = False) -> None:
 
     RunDir(Path(cfg.out_dir) / cfg.name).ensure_unlocked()
     result = run_stage(cfg, load_data(cfg), Path(cfg.out_dir) / cfg.name, teacher_source=teacher_source,
-                       resume=not fresh)
+                       resume=not fresh, extend=extend)
     print_table(comparison_rows([(result.name, result.metrics)]), f"{result.run_dir}: test split")
 
 
 @config_options(TRAIN_OPTIONS, "cpu")
 def train(profile: o.Profile = "cpu", config: o.ConfigFile = None, fresh: o.Fresh = False,
-          print_config: o.PrintConfig = False, *, overrides: dict[str, Any]) -> None:
+          extend: o.Extend = False, print_config: o.PrintConfig = False, *, overrides: dict[str, Any]) -> None:
     """Train any registered model on hard labels (the baseline strategy).
 
     Example: dermkd train --data ../shared/data/isic9/Train --model dsc --profile cpu --name dsc-baseline
@@ -48,7 +48,7 @@ def train(profile: o.Profile = "cpu", config: o.ConfigFile = None, fresh: o.Fres
         cfg = dataclasses.replace(cfg, name=f"train-{cfg.model.name}")
     if print_config:
         return o.print_config(cfg)
-    _run(cfg, fresh=fresh)
+    _run(cfg, fresh=fresh, extend=extend)
 
 
 Teachers = Annotated[list[Path], typer.Option(
@@ -63,7 +63,8 @@ AllowUnfinished = Annotated[bool, typer.Option(
 
 @config_options(DISTILL_OPTIONS, "cpu")
 def distill(teacher: Teachers, profile: o.Profile = "cpu", config: o.ConfigFile = None, fresh: o.Fresh = False,
-            print_config: o.PrintConfig = False, allow_unfinished_teacher: AllowUnfinished = False, *,
+            extend: o.Extend = False, print_config: o.PrintConfig = False,
+            allow_unfinished_teacher: AllowUnfinished = False, *,
             overrides: dict[str, Any]) -> None:
     """Distil a teacher (or an ensemble) into a student (default: standard KD into the DSC student).
 
@@ -94,7 +95,7 @@ def distill(teacher: Teachers, profile: o.Profile = "cpu", config: o.ConfigFile 
         cfg = dataclasses.replace(cfg, name=f"distill-{cfg.kd.strategy}-{cfg.model.name}")
     if print_config:
         return o.print_config(cfg)
-    _run(cfg, teacher[0] if len(teacher) == 1 else list(teacher), fresh)
+    _run(cfg, teacher[0] if len(teacher) == 1 else list(teacher), fresh, extend)
 
 
 @config_options(PIPELINE_OPTIONS, "cpu")

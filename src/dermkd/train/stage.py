@@ -60,7 +60,8 @@ def balanced_class_weights(data: PreparedData) -> list[float]:
 
 
 def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *,
-              teacher_source: Path | list[Path] | None = None, resume: bool = True) -> StageResult:
+              teacher_source: Path | list[Path] | None = None, resume: bool = True,
+              extend: bool = False) -> StageResult:
     """Train `cfg.model` with strategy `cfg.kd.strategy` on `data`, then score it on the test split.
 
     The run directory is locked while it is written; its status ends as done, failed (with
@@ -70,10 +71,13 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *,
     rd = RunDir(run_dir)
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data.root)))  # fully resolved
     if resume and rd.is_finished():
-        check_same_run(rd, cfg, data.fingerprint)
-        log.info("%s is finished; reusing it (use --fresh to retrain)", rd.path)
-        return StageResult(rd.name, rd.path, rd.read_metrics(), reused=True)
+        diff = check_same_run(rd, cfg, data.fingerprint, allow_more_epochs=extend)
+        if not diff:
+            log.info("%s is finished; reusing it (use --fresh to retrain)", rd.path)
+            return StageResult(rd.name, rd.path, rd.read_metrics(), reused=True)
+        log.info("%s: extending from %s to %s epochs, from its last checkpoint", rd.path, *diff["train.epochs"])
     with rd.lock():
+        rd.metrics.unlink(missing_ok=True)  # an extended run is unfinished until its new last epoch is scored
         remove_stale_temps(rd)
         started = time.perf_counter()
         try:
@@ -98,18 +102,26 @@ SAME_RUN_IGNORES = ("name", "out_dir", "profile", "data.root", "data.split_file"
                     "train.progress", "train.threads", "train.accelerator")
 
 
-def check_same_run(rd: RunDir, cfg: RunConfig, fingerprint: str) -> None:
-    """A finished run may be reused only by the config and data it was made with."""
+def check_same_run(rd: RunDir, cfg: RunConfig, fingerprint: str, allow_more_epochs: bool = False) -> dict:
+    """A finished run may be reused only by the config and data it was made with. Returns
+    {} for the same run, or {"train.epochs": (old, new)} when only a larger epoch count
+    differs and `allow_more_epochs`; anything else is an error listing the differences."""
     done = rd.read_env()["data"]["fingerprint"]
     if done != fingerprint:
         raise DermkdError(f"{rd.path} was trained on other data (fingerprint {done[:12]} != "
                           f"{fingerprint[:12]}); choose another --name or --fresh")
     saved, now = _flat(rd.read_config()), _flat(cfg.to_dict())
-    diff = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(saved) | set(now))
-            if saved.get(k) != now.get(k) and k not in SAME_RUN_IGNORES and k in now]
+    diff = {k: (saved.get(k), now.get(k)) for k in sorted(set(saved) | set(now))
+            if saved.get(k) != now.get(k) and k not in SAME_RUN_IGNORES and k in now}
+    epochs = diff.get("train.epochs")
+    if allow_more_epochs and set(diff) == {"train.epochs"} and epochs[0] is not None and epochs[1] > epochs[0]:
+        return diff
     if diff:
-        raise DermkdError(f"{rd.path} is finished with another config ({'; '.join(diff)}); use --fresh to retrain "
-                          "it, or another --name")
+        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+        more = ", --extend to train it more epochs" if set(diff) == {"train.epochs"} else ""
+        raise DermkdError(f"{rd.path} is finished with another config ({listed}); use --fresh to retrain it{more}, "
+                          "or another --name")
+    return {}
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:

@@ -1,0 +1,145 @@
+"""Batch prediction in the ISIC challenge submission format.
+
+`predictions.csv` holds `image` (the file name without its extension) and one probability
+column per class, named by the class code (MEL, NV, ...), and nothing else, so that
+`isic-challenge-scoring classification` reads it as it is. What a person also wants (the
+top class, the malignant probability, the file's path, and why a file could not be read)
+goes into `<out>.details.csv` beside it. An unreadable file is listed there with its
+reason and never stops the batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dermkd.data.images import decode_one
+from dermkd.data.scan import IMAGE_EXTENSIONS
+from dermkd.data.taxonomy import binary_label, code_of
+from dermkd.errors import DermkdError
+from dermkd.export.predictor import Predictor
+from dermkd.io import write_csv
+
+log = logging.getLogger(__name__)
+LIST_COLUMNS = ("image", "path")  # a CSV list of inputs names its files in one of these
+
+
+def open_model(model: str | Path, threads: int = 1) -> Predictor:
+    """A run directory or checkpoint (PyTorch), or an exported model file (read through its
+    metadata sidecar; ONNX needs no PyTorch)."""
+    path = Path(model)
+    if path.is_dir() or path.suffix == ".ckpt":
+        from dermkd.export.predictor import eager
+        from dermkd.train.checkpoints import load_model
+
+        net, spec = load_model(path)
+        return eager(net, spec["image_size"], spec["classes"], threads)
+    from dermkd.export.formats import load_predictor
+
+    return load_predictor(path, threads)
+
+
+def collect_inputs(inputs: list[Path]) -> list[Path]:
+    """Image files from files, folders (searched recursively) and CSV lists, in order,
+    each once."""
+    found: dict[Path, None] = {}
+    for item in inputs:
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        elif item.suffix.lower() == ".csv":
+            files = _listed(item)
+        elif item.exists() or item.suffix.lower() in IMAGE_EXTENSIONS:
+            files = [item]  # a missing image file is reported per file, not as a failure of the batch
+        else:
+            raise DermkdError(f"input not found: {item}")
+        found.update(dict.fromkeys(files))
+    if not found:
+        raise DermkdError(f"no images in {', '.join(map(str, inputs))}")
+    return list(found)
+
+
+def _listed(table: Path) -> list[Path]:
+    with table.open(newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    column = next((c for c in LIST_COLUMNS if rows and c in rows[0]), None)
+    if column is None:
+        raise DermkdError(f"{table}: a list of inputs needs a column {' or '.join(LIST_COLUMNS)}")
+    return [p if p.is_absolute() else table.parent / p for p in (Path(r[column]) for r in rows if r[column])]
+
+
+@dataclass
+class Prediction:
+    path: Path
+    probabilities: np.ndarray | None  # (C,), None when the file could not be read
+    error: str = ""
+
+
+def flips(batch: np.ndarray) -> Iterator[np.ndarray]:
+    """The test-time views: as is, mirrored left-right, up-down, and both."""
+    yield batch
+    yield batch[..., ::-1]
+    yield batch[..., ::-1, :]
+    yield batch[..., ::-1, ::-1]
+
+
+def predict_files(predictor: Predictor, paths: list[Path], *, batch_size: int = 32, tta: bool = False,
+                  progress: bool = True) -> list[Prediction]:
+    """Softmax probabilities (averaged over the flips with `tta`) for every readable file."""
+    from rich.progress import track
+
+    out: list[Prediction] = []
+    batches = range(0, len(paths), batch_size)
+    for start in track(batches, description="predicting", disable=not progress or len(paths) < 2 * batch_size,
+                       transient=True):
+        decoded = [(p, decode_one(p, predictor.image_size)) for p in paths[start:start + batch_size]]
+        good = [(p, d.pixels) for p, d in decoded if d.error is None]
+        out += [Prediction(p, None, d.error) for p, d in decoded if d.error is not None]
+        if good:
+            x = np.stack([px for _, px in good]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+            views = list(flips(x)) if tta else [x]
+            probs = np.mean([_softmax(predictor(np.ascontiguousarray(v))) for v in views], axis=0)
+            out += [Prediction(p, pr) for (p, _), pr in zip(good, probs)]
+    order = {p: i for i, p in enumerate(paths)}
+    return sorted(out, key=lambda r: order[r.path])
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _is_malignant(name: str) -> bool:
+    """A class of the binary task, or of the 9-class taxonomy; a class outside both counts as benign."""
+    if name in ("benign", "malignant"):
+        return name == "malignant"
+    try:
+        return binary_label(name) == "malignant"
+    except DermkdError:
+        return False
+
+
+def write_predictions(out: Path, results: list[Prediction], classes: tuple[str, ...]) -> Path:
+    """The ISIC-format CSV at `out` and the details beside it; returns the details' path."""
+    codes = [code_of(c) for c in classes]
+    malignant = np.array([_is_malignant(c) for c in classes])
+    scored = [r for r in results if r.probabilities is not None]
+    write_csv(out, [{"image": r.path.stem, **{c: f"{p:.6f}" for c, p in zip(codes, r.probabilities)}}
+                    for r in scored], ["image", *codes])
+    details = out.with_name(out.stem + ".details.csv")
+    rows = []
+    for r in results:
+        row = {"image": r.path.stem, "path": str(r.path), "error": r.error, "top_class": "", "top_probability": "",
+               "malignant_probability": ""}
+        if r.probabilities is not None:
+            top = int(r.probabilities.argmax())
+            row.update(top_class=classes[top], top_probability=f"{r.probabilities[top]:.6f}",
+                       malignant_probability=f"{r.probabilities[malignant].sum():.6f}")
+        rows.append(row)
+    write_csv(details, rows, ["image", "path", "top_class", "top_probability", "malignant_probability", "error"])
+    return details
