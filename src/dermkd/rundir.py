@@ -54,6 +54,7 @@ class RunDir:
     best = property(lambda self: self.path / "checkpoints" / "best.ckpt")  # weights, best on validation
     last = property(lambda self: self.path / "checkpoints" / "last.ckpt")  # full state, for resuming
     export = property(lambda self: self.path / "export")  # default folder of `dermkd export`
+    calibration = property(lambda self: self.path / "calibration.json")  # `dermkd calibrate`: the temperature
     lock_file = property(lambda self: self.path / "run.lock")  # pid and host of the one writer
 
     RESULTS = ("metrics", "history", "predictions")  # what a fresh attempt must not inherit

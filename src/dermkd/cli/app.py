@@ -42,8 +42,8 @@ def models() -> None:
         console.print(f"[bold]{title}[/]: {', '.join(registry(kind).names())}")
 
 
-for command in (training.train, training.distill, scoring.evaluate, scoring.predict, training.pipeline, training.demo,
-                studies.study, scoring.export, studies.report, bench.bench, models):
+for command in (training.train, training.distill, scoring.evaluate, scoring.predict, scoring.calibrate,
+                training.pipeline, training.demo, studies.study, scoring.export, studies.report, bench.bench, models):
     app.command()(command)
 data_app = typer.Typer(help="Data tools: write the embedded data set, audit a data set, download from ISIC.")
 app.add_typer(data_app, name="data")

@@ -120,6 +120,8 @@ def predict(
     tta: Annotated[bool, typer.Option("--tta", help="Average the probabilities over the image and its flips.")] = False,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
     threads: Annotated[int, typer.Option(help="CPU threads for the model.")] = 1,
+    calibration: Annotated[bool, typer.Option("--calibration/--no-calibration", help="Apply the run's temperature "
+                                              "(dermkd calibrate) to a run directory's probabilities.")] = True,
 ) -> None:
     """Predict class probabilities for images, in the ISIC challenge submission format.
 
@@ -132,10 +134,26 @@ def predict(
 
     if batch_size < 1 or threads < 1:
         raise DermkdError("--batch-size and --threads must be >= 1")
-    predictor = open_model(model, threads)
+    predictor = open_model(model, threads, calibrated=calibration)
     paths = collect_inputs(inputs)
     results = predict_files(predictor, paths, batch_size=batch_size, tta=tta)
     details = write_predictions(out, results, predictor.classes)
     failed = [r for r in results if r.probabilities is None]
     console.print(f"{len(results) - len(failed)} images scored into {out} ({predictor.backend}{', TTA' if tta else ''})"
                   f"; {len(failed)} unreadable, listed in {details}")
+
+
+def calibrate(run: Annotated[Path, typer.Argument(help="A finished run directory.")]) -> None:
+    """Fit a temperature on the run's validation split; report ECE, Brier and NLL before and
+    after on its test split; store it for `dermkd predict` (RUN/calibration.json).
+
+    Example: dermkd calibrate runs/demo/kd-student
+    """
+    from dermkd.evaluate.run_calibration import calibrate_run
+
+    record = calibrate_run(run)
+    console.print(f"temperature {record['temperature']:.3f} (fitted on {record['val']['after']['n']} validation images)")
+    for split in ("val", "test"):
+        before, after = record[split]["before"], record[split]["after"]
+        console.print(f"{split} (n={before['n']}): ECE {before['ece']:.4f} -> {after['ece']:.4f}, Brier "
+                      f"{before['brier']:.4f} -> {after['brier']:.4f}, NLL {before['nll']:.4f} -> {after['nll']:.4f}")

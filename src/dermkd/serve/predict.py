@@ -11,6 +11,7 @@ reason and never stops the batch.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,16 +30,22 @@ log = logging.getLogger(__name__)
 LIST_COLUMNS = ("image", "path")  # a CSV list of inputs names its files in one of these
 
 
-def open_model(model: str | Path, threads: int = 1) -> Predictor:
+def open_model(model: str | Path, threads: int = 1, calibrated: bool = True) -> Predictor:
     """A run directory or checkpoint (PyTorch), or an exported model file (read through its
-    metadata sidecar; ONNX needs no PyTorch)."""
+    metadata sidecar, run by its own runtime). A run directory calibrated by `dermkd
+    calibrate` has its logits divided by the stored temperature unless `calibrated` is off."""
     path = Path(model)
     if path.is_dir() or path.suffix == ".ckpt":
+        from dermkd.evaluate.run_calibration import run_temperature
         from dermkd.export.predictor import eager
         from dermkd.train.checkpoints import load_model
 
         net, spec = load_model(path)
-        return eager(net, spec["image_size"], spec["classes"], threads)
+        predictor = eager(net, spec["image_size"], spec["classes"], threads)
+        t = run_temperature(path) if path.is_dir() and calibrated else None
+        if t is None:
+            return predictor
+        return dataclasses.replace(predictor, run=lambda x: predictor.run(x) / t, backend=f"eager, T={t:.3f}")
     from dermkd.export.formats import load_predictor
 
     return load_predictor(path, threads)
