@@ -103,3 +103,31 @@ def test_inputs_from_a_csv_list_and_missing_inputs(tmp_path, images):
     bad.write_text("file\nx.png\n")
     with pytest.raises(DermkdError, match="needs a column image or path"):
         collect_inputs([bad])
+
+
+def test_model_card_of_a_run_and_its_check(run_cli, trained):
+    from dermkd.errors import DermkdError
+    from dermkd.evaluate.stats import bootstrap_ci
+    from dermkd.report.loading import read_predictions
+    from dermkd.serve.predict import open_model
+
+    code, out, err, _ = run_cli("card", trained)
+    assert code == 0, err
+    card = json.loads((trained / "model_card.json").read_text())
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert [c["name"] for c in card["classes"]] == metrics["model"]["classes"]
+    assert {c["code"]: c["malignant"] for c in card["classes"]}["MEL"] is True
+    assert {c["code"]: c["malignant"] for c in card["classes"]}["NV"] is False
+    assert card["input"]["shape"] == [None, 3, 32, 32] and card["output"]["shape"] == [None, 9]
+    pred = read_predictions(trained / "predictions.csv")
+    ci = bootstrap_ci(pred.labels, pred.preds, 9)["balanced_accuracy"]
+    assert card["test_metrics"]["balanced_accuracy"] == {"value": metrics["balanced_accuracy"], "ci95": list(ci)}
+    assert "not a medical device" in card["intended_use"] and "not a medical device" in (
+        trained / "model_card.md").read_text()
+    assert card["training_data"]["fingerprint"] == json.loads((trained / "env.json").read_text())["data"]["fingerprint"]
+    # a card that no longer matches its model is caught when the model is loaded
+    card["output"]["shape"] = [None, 7]
+    (trained / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(DermkdError, match=r"the model card does not match its model: output \(1, 9\) for \(1, 7\)"):
+        open_model(trained)
+    (trained / "model_card.json").unlink()

@@ -42,7 +42,7 @@ def models() -> None:
         console.print(f"[bold]{title}[/]: {', '.join(registry(kind).names())}")
 
 
-for command in (training.train, training.distill, scoring.evaluate, scoring.predict, scoring.calibrate,
+for command in (training.train, training.distill, scoring.evaluate, scoring.predict, scoring.calibrate, scoring.card,
                 training.pipeline, training.demo, studies.study, scoring.export, studies.report, bench.bench, models):
     app.command()(command)
 data_app = typer.Typer(help="Data tools: write the embedded data set, audit a data set, download from ISIC.")

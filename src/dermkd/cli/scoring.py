@@ -157,3 +157,18 @@ def calibrate(run: Annotated[Path, typer.Argument(help="A finished run directory
         before, after = record[split]["before"], record[split]["after"]
         console.print(f"{split} (n={before['n']}): ECE {before['ece']:.4f} -> {after['ece']:.4f}, Brier "
                       f"{before['brier']:.4f} -> {after['brier']:.4f}, NLL {before['nll']:.4f} -> {after['nll']:.4f}")
+
+
+def card(run: Annotated[Path, typer.Argument(help="A finished run directory.")]) -> None:
+    """Write the run's model card: classes (codes, malignant flags), input and output shapes,
+    training-data fingerprint and split, test metrics with 95% CIs, calibration, teacher,
+    weights' origin, intended use (RUN/model_card.json and .md).
+
+    Example: dermkd card runs/demo/kd-student
+    """
+    from dermkd.serve.card import write_card
+    from dermkd.serve.predict import open_model
+
+    json_path, md_path = write_card(run)
+    open_model(run)  # loading a run with a card checks the card against the model
+    console.print(f"wrote {json_path} and {md_path} (checked against the model)")

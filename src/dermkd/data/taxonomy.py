@@ -210,3 +210,12 @@ def binary_label(name: str) -> str:
         known = ", ".join(f"{c.name} ({c.code})" for c in ISIC9)
         raise DermkdError(f"no benign/malignant flag for class {name!r}; known classes: {known}")
     return "malignant" if cls.malignant else "benign"
+
+
+def is_malignant(name: str) -> bool:
+    """A class of the binary task ("benign"/"malignant") or of the 9-class taxonomy; a class
+    outside both (--allow-new-classes) counts as benign."""
+    if name in ("benign", "malignant"):
+        return name == "malignant"
+    cls = resolve(name)
+    return cls is not None and cls.malignant

@@ -21,10 +21,11 @@ import numpy as np
 
 from dermkd.data.images import decode_one
 from dermkd.data.scan import IMAGE_EXTENSIONS
-from dermkd.data.taxonomy import binary_label, code_of
+from dermkd.data.taxonomy import code_of, is_malignant
 from dermkd.errors import DermkdError
 from dermkd.export.predictor import Predictor
-from dermkd.io import write_csv
+from dermkd.io import read_json, write_csv
+from dermkd.rundir import RunDir
 
 log = logging.getLogger(__name__)
 LIST_COLUMNS = ("image", "path")  # a CSV list of inputs names its files in one of these
@@ -42,6 +43,10 @@ def open_model(model: str | Path, threads: int = 1, calibrated: bool = True) -> 
 
         net, spec = load_model(path)
         predictor = eager(net, spec["image_size"], spec["classes"], threads)
+        if path.is_dir() and RunDir(path).model_card.is_file():
+            from dermkd.serve.card import check_card
+
+            check_card(read_json(RunDir(path).model_card), predictor)
         t = run_temperature(path) if path.is_dir() and calibrated else None
         if t is None:
             return predictor
@@ -121,20 +126,10 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _is_malignant(name: str) -> bool:
-    """A class of the binary task, or of the 9-class taxonomy; a class outside both counts as benign."""
-    if name in ("benign", "malignant"):
-        return name == "malignant"
-    try:
-        return binary_label(name) == "malignant"
-    except DermkdError:
-        return False
-
-
 def write_predictions(out: Path, results: list[Prediction], classes: tuple[str, ...]) -> Path:
     """The ISIC-format CSV at `out` and the details beside it; returns the details' path."""
     codes = [code_of(c) for c in classes]
-    malignant = np.array([_is_malignant(c) for c in classes])
+    malignant = np.array([is_malignant(c) for c in classes])
     scored = [r for r in results if r.probabilities is not None]
     write_csv(out, [{"image": r.path.stem, **{c: f"{p:.6f}" for c, p in zip(codes, r.probabilities)}}
                     for r in scored], ["image", *codes])
