@@ -131,3 +131,25 @@ def test_model_card_of_a_run_and_its_check(run_cli, trained):
     with pytest.raises(DermkdError, match=r"the model card does not match its model: output \(1, 9\) for \(1, 7\)"):
         open_model(trained)
     (trained / "model_card.json").unlink()
+
+
+def test_evaluate_scores_a_predictions_csv_against_labelled_folders(run_cli, trained, tmp_path):
+    from dermkd.evaluate.metrics import compute_metrics
+
+    folder = tmp_path / "labelled"
+    for i, cls in enumerate(["nevus", "melanoma", "nevus", "dermatofibroma"]):
+        write_image(folder / cls / f"ISIC_{i:07d}.png", 50 + i)
+    assert run_cli("predict", trained, folder, "--out", "p.csv")[0] == 0
+    code, _, err, cwd = run_cli("evaluate", "p.csv", "--data", folder, "--output", "m.json")
+    assert code == 0, err
+    got = json.loads((cwd / "m.json").read_text())
+    table = rows(cwd / "p.csv")
+    classes = json.loads((trained / "metrics.json").read_text())["model"]["classes"]
+    probs = np.array([[float(r[code_of(c)]) for c in classes] for r in table])
+    truth = {f"ISIC_{i:07d}": c for i, c in enumerate(["nevus", "melanoma", "nevus", "dermatofibroma"])}
+    y = np.array([classes.index(truth[r["image"]]) for r in table])
+    expected = compute_metrics(y, probs.argmax(1), classes, probs)
+    assert got["n"] == 4 and got["top1_accuracy"] == expected["top1_accuracy"]
+    assert got["balanced_accuracy"] == expected["balanced_accuracy"]
+    code, _, err, _ = run_cli("evaluate", "p.csv")
+    assert code == 1 and "needs --data" in err

@@ -16,7 +16,8 @@ SplitFile = Annotated[Optional[Path], typer.Option(help="Reuse a split CSV (path
 
 
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="Run directory or checkpoint file.")],
+    run: Annotated[Path, typer.Argument(help="Run directory, checkpoint file, or an ISIC-format predictions CSV "
+                                             "(dermkd predict) to score against --data.")],
     data: Annotated[Optional[Path], typer.Option(help="Score on this class-folder root instead of the run's data; "
                                                       "without --split-file every image is a test image.")] = None,
     split: Annotated[str, typer.Option(help="Split to score: test | val | train.")] = "test",
@@ -29,7 +30,8 @@ def evaluate(
     """Score a trained model with all measures (default: the run's own test split, read with
     the run's whole data config: layout, metadata, task, class handling).
 
-    A bare checkpoint with --data and no split file is scored on every image under --data.
+    A bare checkpoint with --data and no split file is scored on every image under --data;
+    a predictions CSV (dermkd predict) is scored against the labelled images under --data.
 
     Example: dermkd evaluate runs/demo/kd-student --output kd-test.json
     """
@@ -43,6 +45,15 @@ def evaluate(
 
     if split not in ("train", "val", "test"):
         raise DermkdError(f"--split must be train, val or test, not {split!r}")
+    if run.suffix.lower() == ".csv":  # an ISIC-format predictions file (dermkd predict)
+        from dermkd.serve.score_csv import score_predictions
+
+        if data is None:
+            raise DermkdError("scoring a predictions CSV needs --data: a folder of labelled images (class folders)")
+        metrics = score_predictions(run, data, allow_new_classes)
+        if output:
+            write_json(output, metrics)
+        return print_table(comparison_rows([(str(run), metrics)]), f"{run}: n={metrics['n']}")
     model, spec = load_model(run)
     if run.is_dir() and data is None:
         cfg = run_config(run).data

@@ -21,7 +21,8 @@ def comparison_rows(results: list[tuple[str, dict]]) -> list[dict]:
     """(label, metrics.json) pairs -> flat rows."""
     rows = []
     for label, m in results:
-        row = {"run": label, "model": m["model"]["name"], "params": m["model"]["parameters"],
+        model = m.get("model") or {}  # a scored predictions CSV has no model record
+        row = {"run": label, "model": model.get("name", ""), "params": model.get("parameters"),
                "strategy": m.get("strategy", ""), "n_test": m["n"]}
         row.update({k: m[k] for k in HONEST})
         row.update({f"macro_{k}": m["macro"][k] for k in MEASURES})

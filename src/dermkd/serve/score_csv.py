@@ -1,0 +1,51 @@
+"""Score an ISIC-format predictions CSV (`image` + one probability column per class code,
+as `dermkd predict` writes it) against a folder of labelled images (class folders): the
+same measures as `dermkd evaluate`, matched by image id (the file name without extension)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from dermkd.data.scan import scan_folders
+from dermkd.data.taxonomy import resolve
+from dermkd.errors import DermkdError
+from dermkd.evaluate.metrics import compute_metrics
+
+log = logging.getLogger(__name__)
+
+
+def score_predictions(predictions: Path, data_root: Path, allow_new: bool = False) -> dict:
+    with predictions.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        rows = list(reader)
+    if not header or header[0] != "image" or len(header) < 3:
+        raise DermkdError(f"{predictions} is not an ISIC-format predictions CSV (image, then one column per class)")
+    classes = [(resolve(code).name if resolve(code) else code) for code in header[1:]]
+    samples, _ = scan_folders(data_root, allow_new)
+    truth: dict[str, str] = {}
+    for s in samples:
+        if s.path.stem in truth:
+            raise DermkdError(f"{data_root}: image id {s.path.stem!r} occurs twice; ids must be unique to match")
+        truth[s.path.stem] = s.label
+    missing = [r["image"] for r in rows if r["image"] not in truth]
+    if missing:
+        raise DermkdError(f"{len(missing)} predicted images are not under {data_root} (e.g. {missing[0]})")
+    unknown = sorted({truth[r["image"]] for r in rows} - set(classes))
+    if unknown:
+        raise DermkdError(f"the labelled images have classes the predictions do not: {', '.join(unknown)}")
+    unscored = len(truth) - len(rows)
+    if unscored:
+        log.warning("%d labelled images under %s have no prediction; they are left out", unscored, data_root)
+    try:
+        probs = np.array([[float(r[c]) for c in header[1:]] for r in rows], dtype=np.float64)
+    except ValueError as exc:
+        raise DermkdError(f"{predictions}: a probability is not a number ({exc})") from None
+    y = np.array([classes.index(truth[r["image"]]) for r in rows])
+    metrics = compute_metrics(y, probs.argmax(1), classes, probs)
+    metrics["split"] = f"{predictions.name} vs {data_root}"
+    return metrics
