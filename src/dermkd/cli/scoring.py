@@ -183,3 +183,22 @@ def card(run: Annotated[Path, typer.Argument(help="A finished run directory.")])
     json_path, md_path = write_card(run)
     open_model(run)  # loading a run with a card checks the card against the model
     console.print(f"wrote {json_path} and {md_path} (checked against the model)")
+
+
+def explain(
+    model: Annotated[Path, typer.Argument(help="Run directory or checkpoint; a KD run's teacher is shown beside it.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    compare: Annotated[Optional[list[Path]], typer.Option(help="Another run or checkpoint to show beside it "
+                                                               "(repeatable).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the overlays (<image>.gradcam.png).")] = Path("explain"),
+) -> None:
+    """Grad-CAM overlays, one PNG per image: the image, then each model's heat map with its top class.
+
+    Example: dermkd explain runs/demo/kd-student lesion.jpg --out explain
+    """
+    from dermkd.serve.explain import explain_image, models_to_explain
+
+    models = models_to_explain(model, list(compare or []))
+    for image in images:
+        path = explain_image(models, image, out / f"{image.stem}.gradcam.png")
+        console.print(f"{path} ({', '.join(m.label for m in models)})")

