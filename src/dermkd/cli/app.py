@@ -43,8 +43,8 @@ def models() -> None:
 
 
 for command in (training.train, training.distill, scoring.evaluate, scoring.predict, scoring.calibrate, scoring.card,
-                scoring.explain, training.pipeline, training.demo, studies.study, scoring.export, studies.report,
-                bench.bench, models):
+                scoring.explain, scoring.serve, training.pipeline, training.demo, studies.study, scoring.export,
+                studies.report, bench.bench, models):
     app.command()(command)
 data_app = typer.Typer(help="Data tools: write the embedded data set, audit a data set, download from ISIC.")
 app.add_typer(data_app, name="data")

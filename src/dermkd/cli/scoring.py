@@ -202,3 +202,26 @@ def explain(
     for image in images:
         path = explain_image(models, image, out / f"{image.stem}.gradcam.png")
         console.print(f"{path} ({', '.join(m.label for m in models)})")
+
+
+def serve(
+    model: Annotated[Path, typer.Argument(help="Run directory, checkpoint, or exported model file (e.g. .onnx).")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    threads: Annotated[int, typer.Option(help="CPU threads for the model.")] = 1,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted image, MiB (413 above).")] = 10.0,
+    max_concurrent: Annotated[int, typer.Option(help="Requests inferring at once; the next gets a 503.")] = 2,
+) -> None:
+    """Serve the model over HTTP (FastAPI + uvicorn): POST /v1/predict, GET /v1/model, /healthz,
+    /readyz, /metrics, /docs, and a page at /.
+
+    Example: dermkd serve runs/demo/kd-student --port 8000
+    """
+    from dermkd.serve.app import create_app
+
+    if max_concurrent < 1 or threads < 1 or max_upload_mb <= 0:
+        raise DermkdError("--max-concurrent and --threads must be >= 1, --max-upload-mb > 0")
+    import uvicorn
+
+    app = create_app(model, threads=threads, max_upload=int(max_upload_mb * 2**20), max_concurrent=max_concurrent)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -40,6 +40,11 @@ def decode_one(path: Path, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> D
         data = path.read_bytes()
     except OSError as exc:
         return Decoded(None, None, f"cannot read: {exc.strerror or exc}")
+    return decode_bytes(data, size, max_pixels)
+
+
+def decode_bytes(data: bytes, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+    """An image file's bytes -> (size, size, 3) uint8, or the reason it cannot be read."""
     digest = hashlib.sha256(data).hexdigest()
     try:
         with Image.open(io.BytesIO(data)) as img:  # reads the header only

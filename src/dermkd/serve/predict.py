@@ -114,13 +114,13 @@ def predict_files(predictor: Predictor, paths: list[Path], *, batch_size: int = 
         if good:
             x = np.stack([px for _, px in good]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
             views = list(flips(x)) if tta else [x]
-            probs = np.mean([_softmax(predictor(np.ascontiguousarray(v))) for v in views], axis=0)
+            probs = np.mean([softmax(predictor(np.ascontiguousarray(v))) for v in views], axis=0)
             out += [Prediction(p, pr) for (p, _), pr in zip(good, probs)]
     order = {p: i for i, p in enumerate(paths)}
     return sorted(out, key=lambda r: order[r.path])
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)

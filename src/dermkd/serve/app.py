@@ -1,0 +1,187 @@
+"""`dermkd serve`: a FastAPI service around one model (pip install 'dermkd[serve]').
+
+Endpoints: POST /v1/predict (multipart images -> calibrated probabilities, top-k, the
+malignant probability, model version and timing), GET /v1/model (the model card),
+/healthz (alive), /readyz (loaded and warmed), /metrics (Prometheus text format), /docs
+(OpenAPI), and / (a small offline page). Inference runs in a worker thread, off the event
+loop; at most `max_concurrent` requests infer at once and the next gets a 503. Bad input
+(not an image, truncated, empty, wrong content type, too large, absurd dimensions) is a
+4xx with a JSON error and never stops the service.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at
+# run time, and `fastapi` is imported inside create_app (it is an optional extra).
+import contextlib
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dermkd.data.images import decode_bytes
+from dermkd.data.taxonomy import is_malignant
+from dermkd.errors import DermkdError
+from dermkd.io import read_json
+from dermkd.rundir import RunDir
+from dermkd.serve.page import PAGE
+from dermkd.serve.predict import softmax, open_model
+
+MAX_UPLOAD = 10 * 2**20  # bytes per image
+IMAGE_TYPES = ("image/", "application/octet-stream")
+
+
+def _fastapi():
+    try:
+        import fastapi
+    except ImportError:
+        raise DermkdError("the service needs fastapi and uvicorn: pip install 'dermkd[serve]'") from None
+    return fastapi
+
+
+class Metrics:
+    """Request counts and inference time, in the Prometheus text format."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self.inference_seconds = 0.0
+        self.inferences = 0
+        self.lock = threading.Lock()
+
+    def count(self, endpoint: str, status: int) -> None:
+        with self.lock:
+            self.requests[(endpoint, status)] += 1
+
+    def text(self) -> str:
+        lines = ["# TYPE dermkd_requests_total counter"]
+        lines += [f'dermkd_requests_total{{endpoint="{e}",status="{s}"}} {n}' for (e, s), n in sorted(self.requests.items())]
+        lines += ["# TYPE dermkd_inference_seconds summary", f"dermkd_inference_seconds_sum {self.inference_seconds:.6f}",
+                  f"dermkd_inference_seconds_count {self.inferences}"]
+        return "\n".join(lines) + "\n"
+
+
+def model_card(model: Path, classes: tuple[str, ...], image_size: int) -> dict[str, Any]:
+    """The run's model card when it has one, else what the model file itself declares."""
+    rd = RunDir(model)
+    if model.is_dir() and rd.model_card.is_file():
+        return read_json(rd.model_card)
+    return {"model": model.name, "classes": [{"index": i, "name": c, "malignant": is_malignant(c)}
+                                             for i, c in enumerate(classes)],
+            "input": {"shape": [None, 3, image_size, image_size]},
+            "intended_use": "Research use only: not a medical device."}
+
+
+class Service:
+    """One loaded model and what the endpoints share: its card and version, the bounded
+    inference slots, the metrics, and readiness."""
+
+    def __init__(self, model: Path, threads: int, max_upload: int, max_concurrent: int, top_k: int) -> None:
+        self.predictor = open_model(model, threads)
+        self.card = model_card(model, self.predictor.classes, self.predictor.image_size)
+        self.version = hashlib.sha256(json.dumps(self.card, sort_keys=True).encode()).hexdigest()[:16]
+        self.malignant = np.array([is_malignant(c) for c in self.predictor.classes])
+        self.slots = threading.BoundedSemaphore(max_concurrent)
+        self.metrics, self.ready = Metrics(), False
+        self.max_upload, self.top_k = max_upload, top_k
+
+    def warm(self) -> None:
+        size = self.predictor.image_size
+        self.predictor(np.zeros((1, 3, size, size), dtype=np.float32))
+        self.ready = True
+
+    async def read_images(self, files: list[Any]) -> tuple[int, str] | list[np.ndarray]:
+        """The uploads decoded, or (status, message) for the first bad one."""
+        images = []
+        for f in files:
+            if not (f.content_type or "").startswith(IMAGE_TYPES):
+                return 415, f"{f.filename}: content type {f.content_type!r} is not an image"
+            data = await f.read(self.max_upload + 1)
+            if len(data) > self.max_upload:
+                return 413, f"{f.filename}: over the limit of {self.max_upload} bytes"
+            if not data:
+                return 400, f"{f.filename}: empty file"
+            decoded = decode_bytes(data, self.predictor.image_size)
+            if decoded.error:
+                return 400, f"{f.filename}: {decoded.error}"
+            images.append(decoded.pixels)
+        return images
+
+    def infer(self, images: list[np.ndarray], names: list[str | None]) -> dict[str, Any]:
+        """Runs in a worker thread; the caller holds a slot."""
+        started = time.perf_counter()
+        x = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        probs = softmax(self.predictor(x))
+        seconds = time.perf_counter() - started
+        with self.metrics.lock:
+            self.metrics.inference_seconds += seconds
+            self.metrics.inferences += 1
+        return {"model": {"version": self.version, "backend": self.predictor.backend},
+                "timing_ms": round(1000 * seconds, 2),
+                "predictions": [_answer(n, p, self.predictor.classes, self.malignant, self.top_k)
+                                for n, p in zip(names, probs)]}
+
+
+def create_app(model: Path, *, threads: int = 1, max_upload: int = MAX_UPLOAD, max_concurrent: int = 2,
+               top_k: int = 3) -> Any:
+    fastapi = _fastapi()
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+
+    service = Service(model, threads, max_upload, max_concurrent, top_k)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        service.warm()
+        yield
+
+    app = fastapi.FastAPI(title="dermkd", version=service.version, lifespan=lifespan,
+                          description="Skin-lesion classifier. Research use only: not a medical device.")
+    app.state.service = service
+
+    @app.post("/v1/predict")
+    async def predict(files: list[fastapi.UploadFile] = fastapi.File(...)) -> Any:
+        images = await service.read_images(files)
+        if isinstance(images, tuple) or not service.slots.acquire(blocking=False):
+            status, message = images if isinstance(images, tuple) else (503, "at capacity: try again shortly")
+            service.metrics.count("predict", status)
+            return JSONResponse({"error": message}, status_code=status)
+        try:
+            body = await run_in_threadpool(service.infer, images, [f.filename for f in files])
+        finally:
+            service.slots.release()
+        service.metrics.count("predict", 200)
+        return body
+
+    @app.get("/v1/model")
+    def describe() -> Any:
+        service.metrics.count("model", 200)
+        return service.card
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    def readyz() -> Any:
+        return {"status": "ready"} if service.ready else JSONResponse({"status": "loading"}, status_code=503)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def prometheus() -> str:
+        return service.metrics.text()
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return PAGE
+
+    return app
+
+
+def _answer(name: str | None, p: np.ndarray, classes: tuple[str, ...], malignant: np.ndarray, k: int) -> dict:
+    order = np.argsort(-p)[:k]
+    return {"filename": name, "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p)},
+            "top_k": [{"class": classes[i], "probability": round(float(p[i]), 6)} for i in order],
+            "malignant_probability": round(float(p[malignant].sum()), 6)}

@@ -1,0 +1,131 @@
+"""The service through a real uvicorn on 127.0.0.1 and an HTTP client: predictions, the
+model card, health, readiness, metrics, the page, and every bad input a 4xx with a JSON
+error after which the next request still works."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+DERMKD = Path(sys.executable).with_name("dermkd")
+
+
+def png(size=(40, 40), mode="RGB", seed=0) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    img = Image.fromarray(arr).convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from dermkd.pipeline import load_data
+    from dermkd.profiles import build_config
+    from dermkd.train.stage import run_stage
+
+    out = tmp_path_factory.mktemp("serve")
+    cfg = build_config("tiny", {"out_dir": str(out), "name": "m", "kd": {"strategy": "baseline"}})
+    run = run_stage(cfg, load_data(cfg), out / "m").run_dir
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(DERMKD), "serve", str(run), "--port", str(port), "--max-upload-mb", "0.05"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(proc.stderr.read())
+        time.sleep(0.1)
+    yield base, run
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_predict_returns_probabilities_top_k_and_malignancy(server):
+    base, run = server
+    r = httpx.post(f"{base}/v1/predict", files=[("files", ("a.png", png(seed=1), "image/png")),
+                                                 ("files", ("b.png", png(seed=2), "image/png"))])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["predictions"]) == 2 and body["model"]["version"] and body["timing_ms"] >= 0
+    p = body["predictions"][0]
+    assert p["filename"] == "a.png" and sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert [t["probability"] for t in p["top_k"]] == sorted((v for v in p["probabilities"].values()), reverse=True)[:3]
+    malignant = ("actinic keratosis", "basal cell carcinoma", "melanoma", "squamous cell carcinoma")
+    assert p["malignant_probability"] == pytest.approx(sum(p["probabilities"][c] for c in malignant), abs=1e-4)
+
+
+@pytest.mark.parametrize("name, data, ctype, status, fragment", [
+    ("x.txt", b"hello", "text/plain", 415, "is not an image"),
+    ("x.png", b"not an image at all", "image/png", 400, "not a readable image"),
+    ("x.jpg", png()[:60], "image/jpeg", 400, "not a readable image"),  # truncated
+    ("x.png", b"", "image/png", 400, "empty file"),
+    ("x.png", png(size=(200, 200)), "image/png", 413, "over the limit"),  # > 0.05 MiB
+])
+def test_bad_input_is_a_4xx_with_a_json_error_and_the_service_goes_on(server, name, data, ctype, status, fragment):
+    base, _ = server
+    r = httpx.post(f"{base}/v1/predict", files=[("files", (name, data, ctype))])
+    assert r.status_code == status and fragment in r.json()["error"] and "Traceback" not in r.text
+    assert httpx.post(f"{base}/v1/predict", files=[("files", ("ok.png", png(), "image/png"))]).status_code == 200
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "I;16", "RGBA"])
+def test_greyscale_palette_16_bit_and_alpha_images_are_converted(server, mode):
+    base, _ = server
+    if mode == "I;16":
+        buf = io.BytesIO()
+        Image.fromarray((np.arange(1600).reshape(40, 40) * 40).astype(np.uint16)).save(buf, format="PNG")
+        data = buf.getvalue()
+    else:
+        data = png(mode=mode)
+    r = httpx.post(f"{base}/v1/predict", files=[("files", ("m.png", data, "image/png"))])
+    assert r.status_code == 200, r.text
+
+
+def test_model_card_health_readiness_metrics_docs_and_page(server):
+    base, run = server
+    assert httpx.get(f"{base}/healthz").json() == {"status": "alive"}
+    assert httpx.get(f"{base}/readyz").json() == {"status": "ready"}
+    card = httpx.get(f"{base}/v1/model").json()
+    assert len(card["classes"]) == 9 and "not a medical device" in card["intended_use"]
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'dermkd_requests_total{endpoint="predict",status="200"}' in metrics
+    assert "dermkd_inference_seconds_count" in metrics
+    assert httpx.get(f"{base}/openapi.json").json()["paths"].keys() >= {"/v1/predict", "/v1/model"}
+    page = httpx.get(f"{base}/").text
+    assert "Research use only" in page and "/v1/predict" in page
+    assert "http://" not in page and "https://" not in page  # no external assets: works offline
+
+
+def test_past_capacity_is_a_503_and_the_slot_comes_back(server):
+    from fastapi.testclient import TestClient
+
+    from dermkd.serve.app import create_app
+
+    _, run = server
+    app = create_app(run, max_concurrent=1)
+    with TestClient(app) as client:
+        upload = [("files", ("a.png", png(), "image/png"))]
+        app.state.service.slots.acquire()  # one request is inferring
+        r = client.post("/v1/predict", files=upload)
+        assert r.status_code == 503 and r.json() == {"error": "at capacity: try again shortly"}
+        app.state.service.slots.release()
+        assert client.post("/v1/predict", files=upload).status_code == 200
