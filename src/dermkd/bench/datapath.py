@@ -3,8 +3,9 @@
 settings) against images/s the student trains at with its batch already in memory.
 
 Loader runs (the first batches of a pass) and training steps alternate. Loaders with
-worker processes are timed from their second run on (persistent workers, as in
-training), beside the default. The augmentation of the default loader runs in this
+worker processes are timed from their second run on, beside the default; training starts
+its workers afresh each epoch (for exact resume), which cost 0.1-0.2 s per epoch in a
+1-worker, 112 px, 1347-image loader here: under 0.5% of a training epoch. The augmentation of the default loader runs in this
 process under the training's thread count, as it does in training.
 """
 
