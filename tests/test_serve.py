@@ -129,3 +129,13 @@ def test_past_capacity_is_a_503_and_the_slot_comes_back(server):
         assert r.status_code == 503 and r.json() == {"error": "at capacity: try again shortly"}
         app.state.service.slots.release()
         assert client.post("/v1/predict", files=upload).status_code == 200
+
+
+def test_explain_returns_a_png_overlay(server):
+    pytest.importorskip("pytorch_grad_cam")
+    base, _ = server
+    r = httpx.post(f"{base}/v1/explain", files=[("file", ("a.png", png(seed=3), "image/png"))], timeout=60)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(r.content)).size[0] > 100
+    bad = httpx.post(f"{base}/v1/explain", files=[("file", ("a.txt", b"x", "text/plain"))])
+    assert bad.status_code == 415 and "is not an image" in bad.json()["error"]

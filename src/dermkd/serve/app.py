@@ -1,7 +1,8 @@
 """`dermkd serve`: a FastAPI service around one model (pip install 'dermkd[serve]').
 
 Endpoints: POST /v1/predict (multipart images -> calibrated probabilities, top-k, the
-malignant probability, model version and timing), GET /v1/model (the model card),
+malignant probability, model version and timing), POST /v1/explain (one image -> a
+Grad-CAM PNG, the model beside the teacher it was distilled from), GET /v1/model (the model card),
 /healthz (alive), /readyz (loaded and warmed), /metrics (Prometheus text format), /docs
 (OpenAPI), and / (a small offline page). Inference runs in a worker thread, off the event
 loop; at most `max_concurrent` requests infer at once and the next gets a 503. Bad input
@@ -14,6 +15,7 @@ loop; at most `max_concurrent` requests infer at once and the next gets a 503. B
 import contextlib
 import hashlib
 import json
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from dermkd.data.images import decode_bytes
 from dermkd.data.taxonomy import is_malignant
@@ -87,6 +90,8 @@ class Service:
         self.slots = threading.BoundedSemaphore(max_concurrent)
         self.metrics, self.ready = Metrics(), False
         self.max_upload, self.top_k = max_upload, top_k
+        self.source = model if model.is_dir() or model.suffix == ".ckpt" else None  # what Grad-CAM can open
+        self.explained: list[Any] | None = None  # loaded on the first /v1/explain
 
     def warm(self) -> None:
         size = self.predictor.image_size
@@ -110,6 +115,20 @@ class Service:
             images.append(decoded.pixels)
         return images
 
+    def overlay(self, pixels: np.ndarray) -> bytes:
+        """The Grad-CAM figure of one decoded image (run directories and checkpoints only:
+        an exported file has no layers to look into)."""
+        from dermkd.serve.explain import explain_image, models_to_explain
+
+        if self.source is None:
+            raise DermkdError("explanations need a run directory or checkpoint, not an exported model file")
+        if self.explained is None:
+            self.explained = models_to_explain(self.source, [])
+        with tempfile.TemporaryDirectory() as tmp:
+            image = Path(tmp, "upload.png")
+            Image.fromarray(pixels).save(image)
+            return explain_image(self.explained, image, Path(tmp, "overlay.png")).read_bytes()
+
     def infer(self, images: list[np.ndarray], names: list[str | None]) -> dict[str, Any]:
         """Runs in a worker thread; the caller holds a slot."""
         started = time.perf_counter()
@@ -129,7 +148,7 @@ def create_app(model: Path, *, threads: int = 1, max_upload: int = MAX_UPLOAD, m
                top_k: int = 3) -> Any:
     fastapi = _fastapi()
     from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
     service = Service(model, threads, max_upload, max_concurrent, top_k)
 
@@ -155,6 +174,23 @@ def create_app(model: Path, *, threads: int = 1, max_upload: int = MAX_UPLOAD, m
             service.slots.release()
         service.metrics.count("predict", 200)
         return body
+
+    @app.post("/v1/explain")
+    async def explain(file: fastapi.UploadFile = fastapi.File(...)) -> Any:
+        images = await service.read_images([file])
+        if isinstance(images, tuple) or not service.slots.acquire(blocking=False):
+            status, message = images if isinstance(images, tuple) else (503, "at capacity: try again shortly")
+            service.metrics.count("explain", status)
+            return JSONResponse({"error": message}, status_code=status)
+        try:
+            png = await run_in_threadpool(service.overlay, images[0])
+        except DermkdError as exc:
+            service.metrics.count("explain", 400)
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        finally:
+            service.slots.release()
+        service.metrics.count("explain", 200)
+        return Response(png, media_type="image/png")
 
     @app.get("/v1/model")
     def describe() -> Any:
