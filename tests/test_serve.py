@@ -139,3 +139,29 @@ def test_explain_returns_a_png_overlay(server):
     assert Image.open(io.BytesIO(r.content)).size[0] > 100
     bad = httpx.post(f"{base}/v1/explain", files=[("file", ("a.txt", b"x", "text/plain"))])
     assert bad.status_code == 415 and "is not an image" in bad.json()["error"]
+
+
+def test_micro_batching_shares_forward_passes_and_keeps_each_answer():
+    import concurrent.futures as cf
+
+    from dermkd.serve.batching import MicroBatcher
+
+    calls = []
+
+    def model(x):
+        calls.append(len(x))
+        return x.reshape(len(x), -1).sum(1, keepdims=True) * np.ones((1, 2))
+
+    batcher = MicroBatcher(model, max_batch=8, max_delay=0.05)
+    inputs = [np.full((1, 3, 2, 2), float(i), dtype=np.float32) for i in range(12)]
+    with cf.ThreadPoolExecutor(12) as pool:
+        outs = list(pool.map(lambda x: batcher.submit(x).result(timeout=10), inputs))
+    batcher.close()
+    assert [float(o[0, 0]) for o in outs] == [12.0 * i for i in range(12)]  # each caller gets its own rows
+    assert sum(calls) == 12 and len(calls) < 12 and max(calls) <= 8  # shared, and never over max_batch
+
+    failing = MicroBatcher(lambda x: 1 / 0, max_batch=4, max_delay=0.0)
+    with pytest.raises(ZeroDivisionError):
+        failing.submit(inputs[0]).result(timeout=10)
+    assert failing.worker.is_alive()  # the error reached the caller; the worker goes on
+    failing.close()

@@ -210,7 +210,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     threads: Annotated[int, typer.Option(help="CPU threads for the model.")] = 1,
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted image, MiB (413 above).")] = 10.0,
-    max_concurrent: Annotated[int, typer.Option(help="Requests inferring at once; the next gets a 503.")] = 2,
+    max_concurrent: Annotated[int, typer.Option(help="Requests in flight at once; the next gets a 503.")] = 4,
+    max_batch: Annotated[int, typer.Option(help="Micro-batching: most images per forward pass.")] = 16,
+    max_delay_ms: Annotated[float, typer.Option(help="Micro-batching: longest wait for company, ms.")] = 5.0,
 ) -> None:
     """Serve the model over HTTP (FastAPI + uvicorn): POST /v1/predict, GET /v1/model, /healthz,
     /readyz, /metrics, /docs, and a page at /.
@@ -223,5 +225,8 @@ def serve(
         raise DermkdError("--max-concurrent and --threads must be >= 1, --max-upload-mb > 0")
     import uvicorn
 
-    app = create_app(model, threads=threads, max_upload=int(max_upload_mb * 2**20), max_concurrent=max_concurrent)
+    if max_batch < 1 or max_delay_ms < 0:
+        raise DermkdError("--max-batch must be >= 1 and --max-delay-ms >= 0")
+    app = create_app(model, threads=threads, max_upload=int(max_upload_mb * 2**20), max_concurrent=max_concurrent,
+                     max_batch=max_batch, max_delay=max_delay_ms / 1000)
     uvicorn.run(app, host=host, port=port, log_level="warning")

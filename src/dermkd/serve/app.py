@@ -5,7 +5,9 @@ malignant probability, model version and timing), POST /v1/explain (one image ->
 Grad-CAM PNG, the model beside the teacher it was distilled from), GET /v1/model (the model card),
 /healthz (alive), /readyz (loaded and warmed), /metrics (Prometheus text format), /docs
 (OpenAPI), and / (a small offline page). Inference runs in a worker thread, off the event
-loop; at most `max_concurrent` requests infer at once and the next gets a 503. Bad input
+loop; requests arriving together share a forward pass (`serve.batching`, at most
+`max_batch` images, waiting at most `max_delay` s); at most `max_concurrent` requests are
+in flight and the next gets a 503. Bad input
 (not an image, truncated, empty, wrong content type, too large, absurd dimensions) is a
 4xx with a JSON error and never stops the service.
 """
@@ -31,6 +33,7 @@ from dermkd.data.taxonomy import is_malignant
 from dermkd.errors import DermkdError
 from dermkd.io import read_json
 from dermkd.rundir import RunDir
+from dermkd.serve.batching import MicroBatcher
 from dermkd.serve.page import PAGE
 from dermkd.serve.predict import softmax, open_model
 
@@ -82,8 +85,10 @@ class Service:
     """One loaded model and what the endpoints share: its card and version, the bounded
     inference slots, the metrics, and readiness."""
 
-    def __init__(self, model: Path, threads: int, max_upload: int, max_concurrent: int, top_k: int) -> None:
+    def __init__(self, model: Path, threads: int, max_upload: int, max_concurrent: int, top_k: int,
+                 max_batch: int = 16, max_delay: float = 0.005) -> None:
         self.predictor = open_model(model, threads)
+        self.batcher = MicroBatcher(self.predictor, max_batch, max_delay)
         self.card = model_card(model, self.predictor.classes, self.predictor.image_size)
         self.version = hashlib.sha256(json.dumps(self.card, sort_keys=True).encode()).hexdigest()[:16]
         self.malignant = np.array([is_malignant(c) for c in self.predictor.classes])
@@ -133,7 +138,7 @@ class Service:
         """Runs in a worker thread; the caller holds a slot."""
         started = time.perf_counter()
         x = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        probs = softmax(self.predictor(x))
+        probs = softmax(self.batcher.submit(x).result())
         seconds = time.perf_counter() - started
         with self.metrics.lock:
             self.metrics.inference_seconds += seconds
@@ -144,30 +149,37 @@ class Service:
                                 for n, p in zip(names, probs)]}
 
 
-def create_app(model: Path, *, threads: int = 1, max_upload: int = MAX_UPLOAD, max_concurrent: int = 2,
-               top_k: int = 3) -> Any:
+def create_app(model: Path, *, threads: int = 1, max_upload: int = MAX_UPLOAD, max_concurrent: int = 4,
+               top_k: int = 3, max_batch: int = 16, max_delay: float = 0.005) -> Any:
     fastapi = _fastapi()
     from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from fastapi.responses import JSONResponse, Response
 
-    service = Service(model, threads, max_upload, max_concurrent, top_k)
+    service = Service(model, threads, max_upload, max_concurrent, top_k, max_batch, max_delay)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         service.warm()
         yield
+        service.batcher.close()
 
     app = fastapi.FastAPI(title="dermkd", version=service.version, lifespan=lifespan,
                           description="Skin-lesion classifier. Research use only: not a medical device.")
     app.state.service = service
 
+    def refuse(images: tuple[int, str] | list, endpoint: str) -> Any:
+        """A JSON error for a bad upload, or a 503 past capacity; None once a slot is held."""
+        if not isinstance(images, tuple) and service.slots.acquire(blocking=False):
+            return None
+        status, message = images if isinstance(images, tuple) else (503, "at capacity: try again shortly")
+        service.metrics.count(endpoint, status)
+        return JSONResponse({"error": message}, status_code=status)
+
     @app.post("/v1/predict")
     async def predict(files: list[fastapi.UploadFile] = fastapi.File(...)) -> Any:
         images = await service.read_images(files)
-        if isinstance(images, tuple) or not service.slots.acquire(blocking=False):
-            status, message = images if isinstance(images, tuple) else (503, "at capacity: try again shortly")
-            service.metrics.count("predict", status)
-            return JSONResponse({"error": message}, status_code=status)
+        if (refused := refuse(images, "predict")) is not None:
+            return refused
         try:
             body = await run_in_threadpool(service.infer, images, [f.filename for f in files])
         finally:
@@ -178,10 +190,8 @@ def create_app(model: Path, *, threads: int = 1, max_upload: int = MAX_UPLOAD, m
     @app.post("/v1/explain")
     async def explain(file: fastapi.UploadFile = fastapi.File(...)) -> Any:
         images = await service.read_images([file])
-        if isinstance(images, tuple) or not service.slots.acquire(blocking=False):
-            status, message = images if isinstance(images, tuple) else (503, "at capacity: try again shortly")
-            service.metrics.count("explain", status)
-            return JSONResponse({"error": message}, status_code=status)
+        if (refused := refuse(images, "explain")) is not None:
+            return refused
         try:
             png = await run_in_threadpool(service.overlay, images[0])
         except DermkdError as exc:
@@ -191,6 +201,14 @@ def create_app(model: Path, *, threads: int = 1, max_upload: int = MAX_UPLOAD, m
             service.slots.release()
         service.metrics.count("explain", 200)
         return Response(png, media_type="image/png")
+
+    _add_read_routes(app, service)
+    return app
+
+
+def _add_read_routes(app: Any, service: Service) -> None:
+    """The endpoints that only read: the card, health, readiness, metrics and the page."""
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
     @app.get("/v1/model")
     def describe() -> Any:
@@ -207,13 +225,13 @@ def create_app(model: Path, *, threads: int = 1, max_upload: int = MAX_UPLOAD, m
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> str:
-        return service.metrics.text()
+        sizes = service.batcher.batch_sizes
+        return service.metrics.text() + (f"# TYPE dermkd_batch_images summary\ndermkd_batch_images_sum {sum(sizes)}\n"
+                                         f"dermkd_batch_images_count {len(sizes)}\n")
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
         return PAGE
-
-    return app
 
 
 def _answer(name: str | None, p: np.ndarray, classes: tuple[str, ...], malignant: np.ndarray, k: int) -> dict:
