@@ -66,6 +66,8 @@ def test_predict_returns_probabilities_top_k_and_malignancy(server):
     assert r.status_code == 200, r.text
     body = r.json()
     assert len(body["predictions"]) == 2 and body["model"]["version"] and body["timing_ms"] >= 0
+    assert body["model"]["backend"] == "onnx"  # a run is served on ONNX Runtime, exported once into RUN/export
+    assert (run / "export" / "m.serve.onnx").is_file()
     p = body["predictions"][0]
     assert p["filename"] == "a.png" and sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert [t["probability"] for t in p["top_k"]] == sorted((v for v in p["probabilities"].values()), reverse=True)[:3]
@@ -165,3 +167,18 @@ def test_micro_batching_shares_forward_passes_and_keeps_each_answer():
         failing.submit(inputs[0]).result(timeout=10)
     assert failing.worker.is_alive()  # the error reached the caller; the worker goes on
     failing.close()
+
+
+def test_the_eager_backend_gives_the_same_probabilities(server):
+    from fastapi.testclient import TestClient
+
+    from dermkd.serve.app import create_app
+
+    base, run = server
+    upload = [("files", ("a.png", png(seed=7), "image/png"))]
+    served = httpx.post(f"{base}/v1/predict", files=upload).json()["predictions"][0]["probabilities"]
+    with TestClient(create_app(run, backend="eager")) as client:
+        body = client.post("/v1/predict", files=upload).json()
+    assert body["model"]["backend"] == "eager"
+    eager = body["predictions"][0]["probabilities"]
+    assert max(abs(served[c] - eager[c]) for c in eager) < 1e-4

@@ -89,8 +89,8 @@ def _parameter(k: Knob, defaults: RunConfig) -> inspect.Parameter:
     default = get_path(defaults, k.path)
     if k.parse is not None and default is not None:
         default = str(default)
-    option = typer.Option(default, *k.flags, help=escape(k.help), show_default=default is not None, rich_help_panel=k.panel,
-                          **extra)
+    option = typer.Option(default, *k.flags, help=escape(k.help), show_default=default is not None,
+                          rich_help_panel=k.panel, **extra)
     return inspect.Parameter(_param_name(k), inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
 
 

@@ -64,7 +64,8 @@ def evaluate(
     else:  # other images: class folders, labelled as the model's task labels them
         task = "binary" if set(spec["classes"]) <= {"benign", "malignant"} else "multiclass"
         cfg = DataConfig(root=str(data), task=task, split_file=str(split_file) if split_file else None,
-                         allow_new_classes=allow_new_classes or (run.is_dir() and run_config(run).data.allow_new_classes))
+                         allow_new_classes=allow_new_classes or (run.is_dir()
+                                                                 and run_config(run).data.allow_new_classes))
     cfg = dataclasses.replace(cfg, image_size=spec["image_size"])
     cfg.validate()
     whole = cfg.split_file is None
@@ -163,7 +164,8 @@ def calibrate(run: Annotated[Path, typer.Argument(help="A finished run directory
     from dermkd.evaluate.run_calibration import calibrate_run
 
     record = calibrate_run(run)
-    console.print(f"temperature {record['temperature']:.3f} (fitted on {record['val']['after']['n']} validation images)")
+    n_val = record["val"]["after"]["n"]
+    console.print(f"temperature {record['temperature']:.3f} (fitted on {n_val} validation images)")
     for split in ("val", "test"):
         before, after = record[split]["before"], record[split]["after"]
         console.print(f"{split} (n={before['n']}): ECE {before['ece']:.4f} -> {after['ece']:.4f}, Brier "
@@ -213,6 +215,8 @@ def serve(
     max_concurrent: Annotated[int, typer.Option(help="Requests in flight at once; the next gets a 503.")] = 4,
     max_batch: Annotated[int, typer.Option(help="Micro-batching: most images per forward pass.")] = 16,
     max_delay_ms: Annotated[float, typer.Option(help="Micro-batching: longest wait for company, ms.")] = 5.0,
+    backend: Annotated[str, typer.Option(help="A run's backend: onnx (ONNX Runtime, exported once into RUN/export) "
+                                              "| eager (PyTorch).")] = "onnx",
 ) -> None:
     """Serve the model over HTTP (FastAPI + uvicorn): POST /v1/predict, GET /v1/model, /healthz,
     /readyz, /metrics, /docs, and a page at /.
@@ -227,6 +231,8 @@ def serve(
 
     if max_batch < 1 or max_delay_ms < 0:
         raise DermkdError("--max-batch must be >= 1 and --max-delay-ms >= 0")
+    if backend not in ("onnx", "eager"):
+        raise DermkdError(f"--backend must be onnx or eager, not {backend!r}")
     app = create_app(model, threads=threads, max_upload=int(max_upload_mb * 2**20), max_concurrent=max_concurrent,
-                     max_batch=max_batch, max_delay=max_delay_ms / 1000)
+                     max_batch=max_batch, max_delay=max_delay_ms / 1000, backend=backend)
     uvicorn.run(app, host=host, port=port, log_level="warning")

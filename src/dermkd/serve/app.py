@@ -64,8 +64,10 @@ class Metrics:
 
     def text(self) -> str:
         lines = ["# TYPE dermkd_requests_total counter"]
-        lines += [f'dermkd_requests_total{{endpoint="{e}",status="{s}"}} {n}' for (e, s), n in sorted(self.requests.items())]
-        lines += ["# TYPE dermkd_inference_seconds summary", f"dermkd_inference_seconds_sum {self.inference_seconds:.6f}",
+        lines += [f'dermkd_requests_total{{endpoint="{e}",status="{s}"}} {n}'
+                  for (e, s), n in sorted(self.requests.items())]
+        lines += ["# TYPE dermkd_inference_seconds summary",
+                  f"dermkd_inference_seconds_sum {self.inference_seconds:.6f}",
                   f"dermkd_inference_seconds_count {self.inferences}"]
         return "\n".join(lines) + "\n"
 
@@ -86,8 +88,8 @@ class Service:
     inference slots, the metrics, and readiness."""
 
     def __init__(self, model: Path, threads: int, max_upload: int, max_concurrent: int, top_k: int,
-                 max_batch: int = 16, max_delay: float = 0.005) -> None:
-        self.predictor = open_model(model, threads)
+                 max_batch: int = 16, max_delay: float = 0.005, backend: str = "onnx") -> None:
+        self.predictor = open_model(model, threads, onnx=backend == "onnx")
         self.batcher = MicroBatcher(self.predictor, max_batch, max_delay)
         self.card = model_card(model, self.predictor.classes, self.predictor.image_size)
         self.version = hashlib.sha256(json.dumps(self.card, sort_keys=True).encode()).hexdigest()[:16]
@@ -150,12 +152,14 @@ class Service:
 
 
 def create_app(model: Path, *, threads: int = 1, max_upload: int = MAX_UPLOAD, max_concurrent: int = 4,
-               top_k: int = 3, max_batch: int = 16, max_delay: float = 0.005) -> Any:
+               top_k: int = 3, max_batch: int = 16, max_delay: float = 0.005, backend: str = "onnx") -> Any:
+    """The service; a run directory or checkpoint is served on ONNX Runtime (`backend`
+    "onnx", its export made once) or on PyTorch ("eager"); an exported file on its own runtime."""
     fastapi = _fastapi()
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse, Response
 
-    service = Service(model, threads, max_upload, max_concurrent, top_k, max_batch, max_delay)
+    service = Service(model, threads, max_upload, max_concurrent, top_k, max_batch, max_delay, backend)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:

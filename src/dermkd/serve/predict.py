@@ -31,10 +31,11 @@ log = logging.getLogger(__name__)
 LIST_COLUMNS = ("image", "path")  # a CSV list of inputs names its files in one of these
 
 
-def open_model(model: str | Path, threads: int = 1, calibrated: bool = True) -> Predictor:
-    """A run directory or checkpoint (PyTorch), or an exported model file (read through its
-    metadata sidecar, run by its own runtime). A run directory calibrated by `dermkd
-    calibrate` has its logits divided by the stored temperature unless `calibrated` is off."""
+def open_model(model: str | Path, threads: int = 1, calibrated: bool = True, onnx: bool = False) -> Predictor:
+    """A run directory or checkpoint (PyTorch; with `onnx`, its ONNX export on ONNX Runtime,
+    made once and kept in RUN/export), or an exported model file (read through its metadata
+    sidecar, run by its own runtime). A run directory calibrated by `dermkd calibrate` has
+    its logits divided by the stored temperature unless `calibrated` is off."""
     path = Path(model)
     if path.is_dir() or path.suffix == ".ckpt":
         from dermkd.evaluate.run_calibration import run_temperature
@@ -42,7 +43,7 @@ def open_model(model: str | Path, threads: int = 1, calibrated: bool = True) -> 
         from dermkd.train.checkpoints import load_model
 
         net, spec = load_model(path)
-        predictor = eager(net, spec["image_size"], spec["classes"], threads)
+        predictor = onnx_of_run(path, threads) if onnx else eager(net, spec["image_size"], spec["classes"], threads)
         if path.is_dir() and RunDir(path).model_card.is_file():
             from dermkd.serve.card import check_card
 
@@ -50,10 +51,27 @@ def open_model(model: str | Path, threads: int = 1, calibrated: bool = True) -> 
         t = run_temperature(path) if path.is_dir() and calibrated else None
         if t is None:
             return predictor
-        return dataclasses.replace(predictor, run=lambda x: predictor.run(x) / t, backend=f"eager, T={t:.3f}")
+        return dataclasses.replace(predictor, run=lambda x: predictor.run(x) / t,
+                                   backend=f"{predictor.backend}, T={t:.3f}")
     from dermkd.export.formats import load_predictor
 
     return load_predictor(path, threads)
+
+
+def onnx_of_run(run: Path, threads: int) -> Predictor:
+    """The run's ONNX export on ONNX Runtime; exported (atomically) when there is none for
+    its current best checkpoint."""
+    from dermkd.export.formats import export_model, load_predictor
+    from dermkd.export.metadata import read_sidecar
+    from dermkd.export.source import source_from_run
+    from dermkd.train.checkpoints import file_sha256, resolve_checkpoint
+
+    folder = (RunDir(run) if run.is_dir() else RunDir.of_checkpoint(run)).export
+    checkpoint = resolve_checkpoint(run)
+    target = folder / f"{checkpoint.parent.parent.name}.serve.onnx"
+    if not target.is_file() or read_sidecar(target).meta["source"]["sha256"] != file_sha256(checkpoint):
+        export_model(source_from_run(run), "onnx", target)
+    return load_predictor(target, threads)
 
 
 def collect_inputs(inputs: list[Path]) -> list[Path]:
