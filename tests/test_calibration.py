@@ -64,3 +64,22 @@ def test_a_refit_run_cannot_be_calibrated(run_cli):
     assert run_cli("train", "--profile", "tiny", "--name", "r", "--refit")[0] == 0
     code, _, err, _ = run_cli("calibrate", "runs/r")
     assert code == 1 and "was refit on train + validation: no held-out images are left to calibrate on" in err
+
+
+def test_an_export_carries_the_runs_card_and_temperature(run_cli):
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from dermkd.serve.predict import open_model
+
+    assert run_cli("train", "--profile", "tiny", "--name", "e", "--epochs", "2")[0] == 0
+    assert run_cli("calibrate", "runs/e")[0] == 0
+    code, out, err, cwd = run_cli("export", "runs/e", "--format", "onnx")
+    assert code == 0 and ", card dsc.onnx.onnx.card.json" in out, (out, err)
+    exported = next((cwd / "runs" / "e" / "export").glob("*.onnx"))
+    card = json.loads(exported.with_name(exported.name + ".card.json").read_text())
+    assert card["file"] == exported.name and card["calibration"]["temperature"] > 0
+    x = np.random.default_rng(0).random((2, 3, 32, 32)).astype(np.float32)
+    calibrated, raw = open_model(exported), open_model(exported, calibrated=False)
+    assert np.allclose(calibrated(x), raw(x) / card["calibration"]["temperature"], atol=1e-5)
+    assert np.allclose(calibrated(x), open_model(cwd / "runs" / "e")(x), atol=1e-4)  # = the calibrated run

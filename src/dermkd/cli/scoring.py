@@ -107,9 +107,14 @@ def export(
             raise DermkdError("--check needs a run directory (its split says which images are test images)")
         data = run_data(run)
         test = (data.images["test"].float() / 255.0, data.labels["test"].numpy())
+    finished = run.is_dir() and RunDir(run).is_finished()
     for name, entry in zip(fmt, entries):
         path = export_model(source, name, folder / f"{source.spec['name']}.{name}{entry.suffix}")
         line = f"{name}: {path} ({path.stat().st_size / 2**20:.1f} MiB)"
+        if finished:
+            from dermkd.serve.card import write_export_card
+
+            line += f", card {write_export_card(run, path).name}"
         if test is not None:
             logits = load_predictor(path)(test[0])
             line += f", test top-1 {float((logits.argmax(1) == test[1]).mean()):.4f} (n={len(test[1])})"

@@ -65,6 +65,18 @@ def write_card(run_dir: Path) -> tuple[Path, Path]:
     return rd.model_card, md
 
 
+def card_beside(model_file: Path) -> Path:
+    """Where an exported model's card lives: <file>.card.json."""
+    return model_file.with_name(model_file.name + ".card.json")
+
+
+def write_export_card(run_dir: Path, model_file: Path) -> Path:
+    """The run's card, for one of its exported files (the calibration travels with it)."""
+    card = {**build_card(run_dir), "file": model_file.name}
+    write_json(card_beside(model_file), card)
+    return card_beside(model_file)
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     lines = [f"# Model card: {card['run']} ({card['model']}, {card['parameters']:,} parameters)", "",
              f"**Intended use.** {card['intended_use']}", "", "## Classes", "",

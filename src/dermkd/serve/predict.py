@@ -26,6 +26,7 @@ from dermkd.errors import DermkdError
 from dermkd.export.predictor import Predictor
 from dermkd.io import read_json, write_csv
 from dermkd.rundir import RunDir
+from dermkd.serve.card import card_beside, check_card
 
 log = logging.getLogger(__name__)
 LIST_COLUMNS = ("image", "path")  # a CSV list of inputs names its files in one of these
@@ -45,17 +46,22 @@ def open_model(model: str | Path, threads: int = 1, calibrated: bool = True, onn
         net, spec = load_model(path)
         predictor = onnx_of_run(path, threads) if onnx else eager(net, spec["image_size"], spec["classes"], threads)
         if path.is_dir() and RunDir(path).model_card.is_file():
-            from dermkd.serve.card import check_card
-
             check_card(read_json(RunDir(path).model_card), predictor)
         t = run_temperature(path) if path.is_dir() and calibrated else None
-        if t is None:
-            return predictor
-        return dataclasses.replace(predictor, run=lambda x: predictor.run(x) / t,
-                                   backend=f"{predictor.backend}, T={t:.3f}")
+        return predictor if t is None else _scaled(predictor, t)
     from dermkd.export.formats import load_predictor
+    predictor = load_predictor(path, threads)
+    if not card_beside(path).is_file():
+        return predictor
+    card = read_json(card_beside(path))
+    check_card(card, predictor)
+    t = (card.get("calibration") or {}).get("temperature") if calibrated else None
+    return predictor if t is None else _scaled(predictor, float(t))
 
-    return load_predictor(path, threads)
+
+def _scaled(predictor: Predictor, t: float) -> Predictor:
+    """`predictor` with its logits divided by temperature `t` (calibrated probabilities)."""
+    return dataclasses.replace(predictor, run=lambda x: predictor.run(x) / t, backend=f"{predictor.backend}, T={t:.3f}")
 
 
 def onnx_of_run(run: Path, threads: int) -> Predictor:
