@@ -79,7 +79,7 @@ def _option_type(k: Knob) -> tuple[Any, dict[str, Any]]:
     if typing.get_origin(hint) is list or any(typing.get_origin(a) is list for a in args):
         return Optional[list[float]], {}
     base = hint if not args else args[0]
-    if k.path.endswith(("root", "file", "metadata", "out_dir")) or k.path == "data.test_root":
+    if k.path.endswith(("root", "file", "metadata", "out_dir")):
         return Optional[Path], {}
     return Optional[base], {}
 

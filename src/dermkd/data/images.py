@@ -20,8 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dermkd.config import DataConfig
+
 log = logging.getLogger(__name__)
-DEFAULT_MAX_PIXELS = 40_000_000  # DataConfig.max_image_pixels
+DEFAULT_MAX_PIXELS: int = DataConfig.max_image_pixels  # the config's default, for callers without a config
 # Pillow warns about "decompression bombs" (over 89 Mpx) when it opens the header; dermkd
 # skips any image over its own, lower limit before decoding it, so that warning is noise.
 # (A filter, not catch_warnings: the decoders run in threads, and warning state is global.)

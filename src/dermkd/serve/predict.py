@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.special
 
-from dermkd.data.images import decode_one
+from dermkd.data.images import decode_all
 from dermkd.data.scan import IMAGE_EXTENSIONS
 from dermkd.data.taxonomy import code_of, is_malignant
 from dermkd.errors import DermkdError
@@ -132,7 +133,8 @@ def predict_files(predictor: Predictor, paths: list[Path], *, batch_size: int = 
     batches = range(0, len(paths), batch_size)
     for start in track(batches, description="predicting", disable=not progress or len(paths) < 2 * batch_size,
                        transient=True):
-        decoded = [(p, decode_one(p, predictor.image_size)) for p in paths[start:start + batch_size]]
+        chunk = paths[start:start + batch_size]
+        decoded = list(zip(chunk, decode_all(chunk, predictor.image_size)))  # logs each skip
         good = [(p, d.pixels) for p, d in decoded if d.error is None]
         out += [Prediction(p, None, d.error) for p, d in decoded if d.error is not None]
         if good:
@@ -145,9 +147,8 @@ def predict_files(predictor: Predictor, paths: list[Path], *, batch_size: int = 
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    """(B, C) logits -> (B, C) probabilities."""
+    return scipy.special.softmax(logits, axis=1)
 
 
 def write_predictions(out: Path, results: list[Prediction], classes: tuple[str, ...]) -> Path:
