@@ -352,3 +352,23 @@ def test_isic9_exact_groups_and_conflicts(tmp_path):
         owners = [near_of[i] for i in g.members]
         assert all(len(o) <= 1 for o in owners) and len({frozenset(o) for o in owners}) == 1
     assert r.imbalance_ratio == pytest.approx(462 / 77)
+
+
+@pytest.mark.isic
+@pytest.mark.skipif(not ISIC_TRAIN.is_dir(), reason=f"real data not found at {ISIC_TRAIN}")
+def test_isic9_prepares_with_the_default_split_and_its_tiny_class_only_in_train(caplog):
+    """The default cpu-pipeline data path on the real data: conflicting near-duplicate groups
+    dropped leave seborrheic keratosis with 2 images, trained on and absent from val/test
+    with a warning (not an error: the project's own data must run with its defaults)."""
+    import logging
+
+    from dermkd.config import DataConfig
+    from dermkd.data.prepare import prepare_data
+
+    with caplog.at_level(logging.WARNING, logger="dermkd"):
+        data = prepare_data(DataConfig(root=str(ISIC_TRAIN), image_size=16), ISIC_TRAIN, 0)
+    sk = data.classes.index("seborrheic keratosis")
+    n = {s: int(data.labels[s].numel()) for s in ("train", "val", "test")}
+    assert len(data.classes) == 9 and int((data.labels["train"] == sk).sum()) == 2
+    assert int((data.labels["test"] == sk).sum()) == 0 and sum(n.values()) < 2241
+    assert "class 'seborrheic keratosis' has 2 usable image(s), none in the val/test split" in caplog.text

@@ -3,6 +3,8 @@ and what the exported predictor accepts. Each is a one-line error or a logged sk
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -78,10 +80,24 @@ def test_an_image_over_the_pixel_limit_is_skipped_before_decoding(tmp_path):
     assert decode_one(path, 32, max_pixels=120_000).error is None
 
 
-def test_a_class_too_small_for_the_split_is_an_error_naming_it(tmp_path):
+def test_a_class_too_small_for_val_and_test_is_trained_on_with_a_warning(tmp_path, caplog):
     tree = build_tree(tmp_path / "data", {"nevus": 12, "melanoma": 12, "dermatofibroma": 2})
-    with pytest.raises(DermkdError, match=r"class 'dermatofibroma' has 2 usable image\(s\), none in the .* split; "
-                                          r"a class needs at least 3"):
+    with caplog.at_level(logging.WARNING, logger="dermkd"):
+        data = prepare_data(DataConfig(root=str(tree), image_size=32), tree, 0)
+    df = data.classes.index("dermatofibroma")
+    counts = {s: int((data.labels[s] == df).sum()) for s in ("train", "val", "test")}
+    assert counts["train"] >= 1 and sum(counts.values()) == 2 and 0 in (counts["val"], counts["test"])
+    assert "class 'dermatofibroma' has 2 usable image(s), none in the" in caplog.text
+    assert "absent_classes" in caplog.text
+
+
+def test_a_class_with_no_usable_training_image_is_an_error_naming_it(tmp_path):
+    tree = build_tree(tmp_path / "data", {"nevus": 12, "melanoma": 12})
+    (tree / "dermatofibroma").mkdir()
+    for i in range(3):
+        (tree / "dermatofibroma" / f"broken{i}.png").write_bytes(b"not a png")
+    with pytest.raises(DermkdError, match=r"class 'dermatofibroma' has 0 usable image\(s\) and none in the train "
+                                          r"split"):
         prepare_data(DataConfig(root=str(tree), image_size=32), tree, 0)
 
 

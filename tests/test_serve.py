@@ -5,11 +5,6 @@ error after which the next request still works."""
 from __future__ import annotations
 
 import io
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,44 +14,12 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-DERMKD = Path(sys.executable).with_name("dermkd")
-
-
 def png(size=(40, 40), mode="RGB", seed=0) -> bytes:
     arr = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     img = Image.fromarray(arr).convert(mode)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from dermkd.pipeline import load_data
-    from dermkd.profiles import build_config
-    from dermkd.train.stage import run_stage
-
-    out = tmp_path_factory.mktemp("serve")
-    cfg = build_config("tiny", {"out_dir": str(out), "name": "m", "kd": {"strategy": "baseline"}})
-    run = run_stage(cfg, load_data(cfg), out / "m").run_dir
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([str(DERMKD), "serve", str(run), "--port", str(port), "--max-upload-mb", "0.05"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(proc.stderr.read())
-        time.sleep(0.1)
-    yield base, run
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 def test_predict_returns_probabilities_top_k_and_malignancy(server):

@@ -1,4 +1,5 @@
-"""The service's one page: upload or drop an image, see the class probabilities as bars.
+"""The service's one page: upload or drop an image, see the class probabilities as bars and
+the Grad-CAM overlay (where the model can be explained: a run or checkpoint, not an export).
 Self-contained (no external script, style or font), so it works offline."""
 
 PAGE = """<!doctype html>
@@ -7,13 +8,13 @@ PAGE = """<!doctype html>
 body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}
 #drop{border:2px dashed #888;padding:2rem;text-align:center;cursor:pointer}
 .bar{background:#4a7;height:1rem}.row{display:grid;grid-template-columns:14rem 1fr 4rem;gap:.5rem;margin:.2rem 0}
-.warn{background:#fee;border:1px solid #c66;padding:.5rem}
+.warn{background:#fee;border:1px solid #c66;padding:.5rem}#overlay{max-width:100%;margin-top:1rem}
 </style></head><body>
 <h1>dermkd</h1>
 <p class="warn"><strong>Research use only.</strong> Not a medical device; not for diagnosis.</p>
 <div id="drop">Drop a dermoscopic image here, or click to choose one
 <input id="file" type="file" accept="image/*" hidden></div>
-<p id="status"></p><div id="result"></div>
+<p id="status"></p><div id="result"></div><img id="overlay" alt="Grad-CAM overlay" hidden>
 <script>
 const drop = document.getElementById("drop"), file = document.getElementById("file");
 drop.onclick = () => file.click();
@@ -22,7 +23,8 @@ drop.ondrop = e => { e.preventDefault(); send(e.dataTransfer.files[0]); };
 file.onchange = () => send(file.files[0]);
 async function send(f) {
   const status = document.getElementById("status"), out = document.getElementById("result");
-  status.textContent = "scoring " + f.name + " ..."; out.innerHTML = "";
+  const overlay = document.getElementById("overlay");
+  status.textContent = "scoring " + f.name + " ..."; out.innerHTML = ""; overlay.hidden = true;
   const body = new FormData(); body.append("files", f);
   const r = await fetch("/v1/predict", {method: "POST", body});
   const j = await r.json();
@@ -36,6 +38,9 @@ async function send(f) {
     row.querySelector(".bar").style.width = (100 * v).toFixed(1) + "%";
     out.appendChild(row);
   }
+  const cam = new FormData(); cam.append("file", f);
+  const e = await fetch("/v1/explain", {method: "POST", body: cam});
+  if (e.ok) { overlay.src = URL.createObjectURL(await e.blob()); overlay.hidden = false; }
 }
 </script></body></html>
 """
