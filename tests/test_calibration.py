@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dermkd.evaluate.calibration import calibration_figures, fit_temperature
+from dermkd.evaluate.calibration import calibration_figures, ece_of, fit_temperature, reliability_bins
 
 
 def test_fit_temperature_recovers_an_overconfidence_of_three():
@@ -37,6 +37,22 @@ def test_calibration_figures_by_hand():
     assert halved["nll"] == pytest.approx(float(F.cross_entropy(logits / 2, labels)))
 
 
+def test_reliability_bins_by_hand_and_their_weighted_gap_is_torchmetrics_ece():
+    p = torch.tensor([[0.95, 0.05], [0.9, 0.1], [0.35, 0.65], [0.25, 0.75]])
+    labels = torch.tensor([0, 1, 1, 0])
+    b = reliability_bins(p, labels, n_bins=5)  # (0.6, 0.8]: 0.65 right, 0.75 wrong; (0.8, 1]: 0.95 right, 0.9 wrong
+    assert b["count"] == [2, 2] and b["accuracy"] == [0.5, 0.5]
+    assert b["confidence"] == pytest.approx([0.7, 0.925])
+    from torchmetrics.classification import MulticlassCalibrationError
+
+    g = torch.Generator().manual_seed(1)
+    probs = torch.softmax(torch.randn(300, 9, generator=g) * 2, 1)
+    y = torch.randint(0, 9, (300,), generator=g)
+    b = reliability_bins(probs, y)
+    assert sum(b["count"]) == 300
+    assert ece_of(b) == pytest.approx(float(MulticlassCalibrationError(9, n_bins=15, norm="l1")(probs, y)), abs=1e-6)
+
+
 def test_calibrate_a_run_then_predict_applies_it(run_cli, tmp_path):
     from helpers import write_image
 
@@ -47,6 +63,9 @@ def test_calibrate_a_run_then_predict_applies_it(run_cli, tmp_path):
     assert record["temperature"] > 0 and record["fitted_on"] == "val"
     assert record["val"]["after"]["nll"] <= record["val"]["before"]["nll"] + 1e-9  # the fit's own objective
     assert f"temperature {record['temperature']:.3f}" in out and "test (n=" in out
+    n_test = record["test"]["before"]["n"]
+    assert [sum(record["test_reliability"][k]["count"]) for k in ("before", "after")] == [n_test, n_test]
+    assert (cwd / "runs" / "c" / "reliability.png").stat().st_size > 5000 and "reliability diagram" in out
     for i in range(3):
         write_image(tmp_path / "new" / f"ISIC_{i:07d}.png", 100 + i)
     assert run_cli("predict", "runs/c", tmp_path / "new", "--out", "cal.csv")[0] == 0

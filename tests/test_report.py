@@ -15,7 +15,7 @@ from dermkd.data.taxonomy import ISIC9
 from dermkd.evaluate.metrics import compute_metrics
 from dermkd.evaluate.stats import bootstrap_ci, mcnemar
 from dermkd.io import write_csv, write_json, write_yaml
-from dermkd.report.cells import p_value
+from dermkd.report.cells import MISSING, p_value
 from dermkd.report.costs import measure
 from dermkd.report.study_report import write_report
 from dermkd.study.grid import RunSpec, load_study
@@ -288,3 +288,21 @@ def test_claim_verdicts_follow_the_paired_intervals():
     assert verdict == UNKNOWN and "not in this study" in text
     _, text = _verdict([(f"r{i}", (float(i), i - 1.0, i + 1.0)) for i in range(4)])
     assert text.startswith("4 paired comparisons: 2 above 0, 0 below 0, 2 include 0; differences +0.0 to +3.0")
+
+
+def test_calibration_section_ece_by_hand_before_and_after_the_stored_temperature(tmp_path):
+    root = tmp_path / "cal"
+    specs = build_study(root, {"strategies": {"strategy": ["baseline", "standard"]}}, seeds=[0])
+    kd = next(r for r, s in specs.items() if s.strategy == "standard")
+    write_json(root / "runs" / kd / "calibration.json", {"temperature": 2.0})
+    html = section(write_report(root, latency_reps=1).read_text(), "Calibration")
+    # every fake image puts 0.84 on its predicted class and 0.02 on the 8 others: one bin,
+    # ECE = |accuracy - 0.84|; at T = 2 the confidence is sqrt(.84) / (sqrt(.84) + 8 sqrt(.02))
+    acc = {r: float(np.mean(np.equal(*read_preds(root, r)))) for r in specs}
+    conf_t2 = np.sqrt(0.84) / (np.sqrt(0.84) + 8 * np.sqrt(0.02))
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", html)
+    base = next(r for r in specs if r != kd)
+    assert {r[0]: r[1:] for r in rows} == {
+        base: (f"{abs(acc[base] - 0.84):.3f}", MISSING, MISSING),
+        kd: (f"{abs(acc[kd] - 0.84):.3f}", "2.000", f"{abs(acc[kd] - conf_t2):.3f}")}
+    assert (root / "report" / "figures" / "reliability.png").stat().st_size > 5000

@@ -55,6 +55,7 @@ class RunDir:
     last = property(lambda self: self.path / "checkpoints" / "last.ckpt")  # full state, for resuming
     export = property(lambda self: self.path / "export")  # default folder of `dermkd export`
     calibration = property(lambda self: self.path / "calibration.json")  # `dermkd calibrate`: the temperature
+    reliability = property(lambda self: self.path / "reliability")  # its diagram: the stem of .png and .svg
     model_card = property(lambda self: self.path / "model_card.json")  # `dermkd card` (and .md beside it)
     lock_file = property(lambda self: self.path / "run.lock")  # pid and host of the one writer
 

@@ -162,19 +162,26 @@ def predict(
 
 def calibrate(run: Annotated[Path, typer.Argument(help="A finished run directory.")]) -> None:
     """Fit a temperature on the run's validation split; report ECE, Brier and NLL before and
-    after on its test split; store it for `dermkd predict` (RUN/calibration.json).
+    after on its test split; store it for `dermkd predict` (RUN/calibration.json), and draw the
+    test split's reliability diagram before and after (RUN/reliability.png and .svg).
 
     Example: dermkd calibrate runs/demo/kd-student
     """
     from dermkd.evaluate.run_calibration import calibrate_run
+    from dermkd.report.figures import reliability
+    from dermkd.rundir import RunDir
 
     record = calibrate_run(run)
+    bins, t = record["test_reliability"], record["temperature"]
+    figure = reliability({"before (T = 1)": bins["before"], f"after (T = {t:.2f})": bins["after"]},
+                         RunDir(run).reliability, f"{RunDir(run).name}, test split")
     n_val = record["val"]["after"]["n"]
     console.print(f"temperature {record['temperature']:.3f} (fitted on {n_val} validation images)")
     for split in ("val", "test"):
         before, after = record[split]["before"], record[split]["after"]
         console.print(f"{split} (n={before['n']}): ECE {before['ece']:.4f} -> {after['ece']:.4f}, Brier "
                       f"{before['brier']:.4f} -> {after['brier']:.4f}, NLL {before['nll']:.4f} -> {after['nll']:.4f}")
+    console.print(f"reliability diagram: {figure.png}")
 
 
 def card(run: Annotated[Path, typer.Argument(help="A finished run directory.")]) -> None:

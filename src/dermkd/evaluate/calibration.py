@@ -43,5 +43,29 @@ def calibration_figures(logits: torch.Tensor, labels: torch.Tensor, temperature:
             "nll": float(F.cross_entropy(z, labels.long())), "n": int(len(labels))}
 
 
+def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = ECE_BINS) -> dict[str, list[float]]:
+    """The reliability diagram's points: images binned by top-1 confidence into `n_bins`
+    equal-width bins (as torchmetrics' ECE bins them); per non-empty bin its mean confidence,
+    accuracy and count. sum(count * |accuracy - confidence|) / N is the ECE. probs (N, C)."""
+    conf, pred = probs.double().max(dim=1)
+    correct = (pred == labels.long()).double()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    which = (torch.bucketize(conf, edges, right=False) - 1).clamp(0, n_bins - 1)  # bins (lo, hi]
+    out: dict[str, list[float]] = {"confidence": [], "accuracy": [], "count": []}
+    for b in range(n_bins):
+        members = which == b
+        if members.any():
+            out["confidence"].append(float(conf[members].mean()))
+            out["accuracy"].append(float(correct[members].mean()))
+            out["count"].append(int(members.sum()))
+    return out
+
+
+def ece_of(bins: dict[str, list[float]]) -> float:
+    """The expected calibration error of `reliability_bins`: the count-weighted mean gap."""
+    n = sum(bins["count"])
+    return sum(k * abs(a - c) for k, a, c in zip(bins["count"], bins["accuracy"], bins["confidence"])) / max(n, 1)
+
+
 def is_valid_temperature(t: float) -> bool:
     return math.isfinite(t) and t > 0

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from dermkd.errors import DermkdError
-from dermkd.evaluate.calibration import ECE_BINS, calibration_figures, fit_temperature, is_valid_temperature
+from dermkd.evaluate.calibration import (ECE_BINS, calibration_figures, fit_temperature, is_valid_temperature,
+                                         reliability_bins)
 from dermkd.evaluate.predict import predict_logits
 from dermkd.evaluate.rundata import run_data
 from dermkd.io import read_json, write_json
@@ -32,6 +33,8 @@ def calibrate_run(run_dir: Path) -> dict[str, Any]:
                 "after": calibration_figures(val, data.labels["val"], t)},
         "test": {"before": calibration_figures(test, data.labels["test"]),
                  "after": calibration_figures(test, data.labels["test"], t)},
+        "test_reliability": {"before": reliability_bins(test.softmax(1), data.labels["test"]),
+                             "after": reliability_bins((test / t).softmax(1), data.labels["test"])},
     }
     write_json(rd.calibration, record)
     return record

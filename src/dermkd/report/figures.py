@@ -1,4 +1,5 @@
-"""Report figures: training curves, confusion matrices, per-class bars.
+"""Report figures: training curves, confusion matrices, per-class bars, Pareto and forest
+plots, reliability diagrams.
 
 Figures are built with matplotlib's object API (`matplotlib.figure.Figure`), not pyplot:
 no GUI backend, no global figure registry to leak from, and `savefig` renders PNG with
@@ -14,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 
+from dermkd.evaluate.calibration import ece_of
 from dermkd.evaluate.metrics import compute_metrics
 from dermkd.io import atomic_open
 from dermkd.report.document import Figure
@@ -146,3 +148,26 @@ def forest(rows: list[tuple[str, float, float, float]], stem: Path) -> Figure:
     return _save(fig, stem, "Paired top-1 difference of each run from its baseline student (same seed, same test "
                             "images), with a 95% paired bootstrap interval: green above 0, red below, grey "
                             "includes 0.")
+
+
+def reliability(curves: dict[str, dict[str, list[float]]], stem: Path, title: str) -> Figure:
+    """Reliability diagram: per confidence bin (`evaluate.calibration.reliability_bins`),
+    accuracy against mean top-1 confidence, one line per curve, markers sized by the bin's
+    image count; the diagonal is perfect calibration. The legend gives each curve's ECE."""
+    fig = MplFigure(figsize=(5.2, 5.0))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--", label="perfectly calibrated")
+    eces = [ece_of(b) for b in curves.values()]
+    for i, (label, b) in enumerate(curves.items()):
+        counts = np.asarray(b["count"], dtype=float)
+        ax.plot(b["confidence"], b["accuracy"], color=f"C{i}", lw=1.2, label=f"{label}: ECE {eces[i]:.3f}")
+        ax.scatter(b["confidence"], b["accuracy"], s=12 + 120 * counts / max(counts.max(), 1), color=f"C{i}",
+                   alpha=0.6)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean top-1 confidence in the bin", ylabel="accuracy in the bin",
+           title=title)
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    return _save(fig, stem, f"Reliability diagram ({title}): accuracy against confidence in 15 equal-width bins "
+                            "(marker area: images in the bin); below the diagonal is overconfident. ECE: "
+                            + "; ".join(f"{k}: {e:.3f}" for k, e in zip(curves, eces)) + ".")

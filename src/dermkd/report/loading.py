@@ -32,6 +32,7 @@ class Predictions:
     labels: np.ndarray  # (N,) int64
     preds: np.ndarray  # (N,) int64
     codes: list[str]  # class codes, in label order (from the p_<CODE> columns)
+    probs: np.ndarray | None = None  # (N, C) float, the p_<CODE> columns
 
 
 @dataclass
@@ -106,7 +107,8 @@ def read_predictions(path: Path) -> Predictions:
         raise ValueError("no p_<CODE> probability columns")
     return Predictions(paths=np.array([r["path"] for r in rows]),
                        labels=np.array([int(r["label"]) for r in rows], dtype=np.int64),
-                       preds=np.array([int(r["pred"]) for r in rows], dtype=np.int64), codes=codes)
+                       preds=np.array([int(r["pred"]) for r in rows], dtype=np.int64), codes=codes,
+                       probs=np.array([[float(r[f"p_{c}"]) for c in codes] for r in rows], dtype=np.float64))
 
 
 def load_study_dir(study_dir: str | Path) -> StudyData:

@@ -11,6 +11,7 @@ from pathlib import Path
 from dermkd.io import write_text
 from dermkd.report import sections
 from dermkd.report.analysis import ALPHA, Analysis
+from dermkd.report.calibration_section import calibration_section
 from dermkd.report.cells import METRIC_NOTE
 from dermkd.report.claims import claims_section
 from dermkd.report.costs import CostMeter
@@ -33,6 +34,7 @@ def build_report(study: StudyData, out_dir: Path, meter: CostMeter) -> Report:
         sections.students(study, analysis, meter, figures_dir),
         *(sections.other_sweep(study, analysis, s) for s in study.sweeps if s not in sections.NAMED_SWEEPS),
         seeds_section(study, analysis),
+        calibration_section(study, figures_dir),
         sections.failed(study),
     ]
     about = Section("How to read the tables", [METRIC_NOTE, "McNemar tests pair each run with the baseline "
