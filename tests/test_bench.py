@@ -20,7 +20,7 @@ from dermkd.bench.runner import ordered_names, run_benchmarks, write_markdown
 from dermkd.bench.suite import ORDER
 from dermkd.errors import DermkdError
 
-OURS = ["framework", "distill", "datapath", "compute", "memory", "scaling"]  # inference: tests/test_export.py
+OURS = ["framework", "distill", "datapath", "compute", "serving", "memory", "scaling"]  # inference: tests/test_export.py
 
 
 @pytest.fixture(scope="module")

@@ -140,7 +140,7 @@ def test_evaluate_scores_a_predictions_csv_against_labelled_folders(run_cli, tra
     for i, cls in enumerate(["nevus", "melanoma", "nevus", "dermatofibroma"]):
         write_image(folder / cls / f"ISIC_{i:07d}.png", 50 + i)
     assert run_cli("predict", trained, folder, "--out", "p.csv")[0] == 0
-    code, _, err, cwd = run_cli("evaluate", "p.csv", "--data", folder, "--output", "m.json")
+    code, _, err, cwd = run_cli("evaluate", "p.csv", "--data", folder, "--output", "m.json", "--truth-out", "t.csv")
     assert code == 0, err
     got = json.loads((cwd / "m.json").read_text())
     table = rows(cwd / "p.csv")
@@ -151,5 +151,9 @@ def test_evaluate_scores_a_predictions_csv_against_labelled_folders(run_cli, tra
     expected = compute_metrics(y, probs.argmax(1), classes, probs)
     assert got["n"] == 4 and got["top1_accuracy"] == expected["top1_accuracy"]
     assert got["balanced_accuracy"] == expected["balanced_accuracy"]
+    truth_rows = rows(cwd / "t.csv")  # the ISIC ground truth: same columns as the predictions, one-hot
+    assert list(truth_rows[0]) == list(table[0]) and [r["image"] for r in truth_rows] == [r["image"] for r in table]
+    assert all(float(r[code_of(truth[r["image"]])]) == 1.0 and sum(float(v) for k, v in r.items() if k != "image")
+               == 1.0 for r in truth_rows)
     code, _, err, _ = run_cli("evaluate", "p.csv")
     assert code == 1 and "needs --data" in err

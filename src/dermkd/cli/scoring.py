@@ -26,6 +26,9 @@ def evaluate(
     predictions: Annotated[Optional[Path], typer.Option(help="Write per-image predictions (CSV) here.")] = None,
     allow_new_classes: Annotated[bool, typer.Option("--allow-new-classes", help="With --data: accept class "
                                                     "folders outside the 9-class taxonomy.")] = False,
+    truth_out: Annotated[Optional[Path], typer.Option(help="Scoring a predictions CSV: also write the ISIC "
+                                                           "ground-truth CSV of its images (for isic-challenge-scoring)."
+                                                      )] = None,
 ) -> None:
     """Score a trained model with all measures (default: the run's own test split, read with
     the run's whole data config: layout, metadata, task, class handling).
@@ -45,12 +48,14 @@ def evaluate(
 
     if split not in ("train", "val", "test"):
         raise DermkdError(f"--split must be train, val or test, not {split!r}")
+    if truth_out is not None and run.suffix.lower() != ".csv":
+        raise DermkdError("--truth-out is for scoring a predictions CSV (dermkd predict's output)")
     if run.suffix.lower() == ".csv":  # an ISIC-format predictions file (dermkd predict)
         from dermkd.serve.score_csv import score_predictions
 
         if data is None:
             raise DermkdError("scoring a predictions CSV needs --data: a folder of labelled images (class folders)")
-        metrics = score_predictions(run, data, allow_new_classes)
+        metrics = score_predictions(run, data, allow_new_classes, truth_out)
         if output:
             write_json(output, metrics)
         return print_table(comparison_rows([(str(run), metrics)]), f"{run}: n={metrics['n']}")

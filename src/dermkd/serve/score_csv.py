@@ -14,11 +14,17 @@ from dermkd.data.scan import scan_folders
 from dermkd.data.taxonomy import resolve
 from dermkd.errors import DermkdError
 from dermkd.evaluate.metrics import compute_metrics
+from dermkd.io import write_csv
 
 log = logging.getLogger(__name__)
 
 
-def score_predictions(predictions: Path, data_root: Path, allow_new: bool = False) -> dict:
+def score_predictions(predictions: Path, data_root: Path, allow_new: bool = False,
+                      truth_out: Path | None = None) -> dict:
+    """All measures of the CSV's probabilities against the labels of the images under
+    data_root; `truth_out`: also write the ISIC ground-truth CSV of the predicted images
+    (`image`, then the predictions' class columns, one-hot), which the official
+    `isic-challenge-scoring classification TRUTH PREDICTIONS` reads beside them."""
     with predictions.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
@@ -46,6 +52,9 @@ def score_predictions(predictions: Path, data_root: Path, allow_new: bool = Fals
     except ValueError as exc:
         raise DermkdError(f"{predictions}: a probability is not a number ({exc})") from None
     y = np.array([classes.index(truth[r["image"]]) for r in rows])
+    if truth_out is not None:
+        write_csv(truth_out, [{"image": r["image"], **{c: float(k == j) for j, c in enumerate(header[1:])}}
+                              for r, k in zip(rows, y)], header)
     metrics = compute_metrics(y, probs.argmax(1), classes, probs)
     metrics["split"] = f"{predictions.name} vs {data_root}"
     return metrics
