@@ -3,8 +3,10 @@ one-image POST /v1/predict requests from a few concurrent clients, beside the sa
 predictor (`serve.predict.open_model`, ONNX Runtime, the same threads) called in-process
 on the same images in batches of the service's micro-batch size.
 
-Figures per model (the student, and the teacher): served images/s and p50/p99 request
-latency with the error count (target 0); in-process images/s; their ratio (target >= 0.5);
+Figures per model (the student, and the teacher), for requests of 1 and of 8 images:
+served images/s and p50/p99 request latency with the error count (target 0); in-process
+images/s; their ratio (target >= 0.5); the served probabilities against the in-process
+reference (parity);
 and where the difference goes, per image: decoding the upload (`decode_bytes`, timed
 in-process), the forward pass (in-process, per image), and the rest (HTTP, multipart
 parsing, JSON, the micro-batching wait; the mean micro-batch comes from /metrics). Loopback only; the
@@ -20,7 +22,9 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -35,6 +39,7 @@ from dermkd.models import create_model
 BENCH = "serving"
 CLIENTS = 4  # concurrent clients: each sends its next request when the last is answered
 MAX_BATCH = 8
+PER_REQUEST = (1, 8)  # images per request: single uploads, and a client that batches
 SMOKE_SIZE = 32
 
 
@@ -71,6 +76,8 @@ class Server:
                 raise DermkdError(f"dermkd serve exited ({log.read_text()[-300:]})")
             try:
                 if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
+                    card = httpx.get(f"{self.base}/v1/model", timeout=10).json()
+                    self.classes = tuple(c["name"] for c in card["classes"])
                     return
             except httpx.TransportError:
                 pass
@@ -78,13 +85,15 @@ class Server:
         self.close()
         raise DermkdError(f"dermkd serve was not ready within 180 s (see {log})")
 
-    def mean_batch(self) -> float:
-        """Images per forward pass so far (dermkd_batch_images in /metrics)."""
+    def batches(self, since: tuple[float, float] | None = None) -> Any:
+        """(images, forward passes) so far (dermkd_batch_images in /metrics); with `since`,
+        the mean images per forward pass after it."""
         import httpx
 
         values = dict(line.split() for line in httpx.get(f"{self.base}/metrics", timeout=10).text.splitlines()
                       if line.startswith("dermkd_batch_images_"))
-        return float(values["dermkd_batch_images_sum"]) / max(float(values["dermkd_batch_images_count"]), 1.0)
+        now = float(values["dermkd_batch_images_sum"]), float(values["dermkd_batch_images_count"])
+        return now if since is None else (now[0] - since[0]) / max(now[1] - since[1], 1.0)
 
     def close(self) -> None:
         self.proc.terminate()
@@ -94,11 +103,20 @@ class Server:
             self.proc.kill()
 
 
-async def _load(base: str, bodies: list[bytes], requests: int) -> tuple[float, list[float], int]:
-    """(wall seconds, per-request seconds, errors) for `requests` one-image POSTs."""
+@dataclass
+class Load:
+    wall: float  # seconds for all requests
+    latencies: list[float]  # seconds per request
+    errors: int  # answers other than 200, and transport errors
+    answers: dict[int, list[float]]  # body index -> served probabilities (class order), first answer each
+
+
+async def _load(base: str, bodies: list[bytes], requests: int, per_request: int, classes: tuple[str, ...]) -> Load:
+    """`requests` POSTs of `per_request` images each from CLIENTS concurrent clients."""
     import httpx
 
     latencies: list[float] = []
+    answers: dict[int, list[float]] = {}
     errors = 0
     queue = iter(range(requests))
 
@@ -106,18 +124,39 @@ async def _load(base: str, bodies: list[bytes], requests: int) -> tuple[float, l
         nonlocal errors
         for i in queue:
             start = time.perf_counter()
-            files = {"files": (f"img{i}.jpg", bodies[i % len(bodies)], "image/jpeg")}
+            which = [(i * per_request + j) % len(bodies) for j in range(per_request)]
+            files = [("files", (f"img{k}.jpg", bodies[k], "image/jpeg")) for k in which]
             try:
-                ok = (await http.post(f"{base}/v1/predict", files=files)).status_code == 200
+                answer = await http.post(f"{base}/v1/predict", files=files)
             except httpx.HTTPError:
-                ok = False
+                answer = None
             latencies.append(time.perf_counter() - start)
-            errors += not ok
+            if answer is None or answer.status_code != 200:
+                errors += 1
+            else:
+                for k, p in zip(which, answer.json()["predictions"]):
+                    answers.setdefault(k, [p["probabilities"][c] for c in classes])
 
     async with httpx.AsyncClient(timeout=60) as http:
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(CLIENTS)))
-        return time.perf_counter() - started, latencies, errors
+        return Load(time.perf_counter() - started, latencies, errors, answers)
+
+
+def _parity(model: Path, threads: int, bodies: list[bytes], answers: dict[int, list[float]]) -> tuple[float, float, str]:
+    """(max |served - reference| probability, % same top-1, reference) on the decoded
+    uploads; the reference is eager PyTorch for a run (with its temperature), else the
+    exported file's own runtime in-process."""
+    from dermkd.serve.predict import open_model, softmax
+
+    reference = open_model(model, threads)
+    size = reference.image_size
+    idx = sorted(answers)
+    x = np.stack([decode_bytes(bodies[i], size).pixels for i in idx]).transpose(0, 3, 1, 2).astype(np.float32) / 255
+    expected = softmax(reference(x))
+    served = np.array([answers[i] for i in idx])
+    same = 100 * float((served.argmax(1) == expected.argmax(1)).mean())
+    return float(np.abs(served - expected).max()), same, f"in-process {reference.backend}"
 
 
 def _in_process(model: Path, threads: int, images: np.ndarray, reps: int) -> float:
@@ -156,48 +195,65 @@ def _models(ctx: BenchContext) -> dict[str, tuple[Path, np.ndarray]]:
 
 
 def measure(label: str, model: Path, ctx: BenchContext, images: np.ndarray) -> list[Figure]:
-    requests = ctx.steps(400, smoke=12)
+    """One server for the model; a load of single-image requests, then of batched ones."""
     bodies = _jpegs(images)
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     server = Server(model, ctx.threads, ctx.work_dir / f"serve-{label}.log")
+    loads = {}
     try:
-        wall, latencies, errors = asyncio.run(_load(server.base, bodies, requests))
-        batch = server.mean_batch()
+        for per_request in PER_REQUEST:
+            requests = ctx.steps(400 // per_request, smoke=4)
+            before = server.batches()
+            loads[per_request] = (requests, asyncio.run(_load(server.base, bodies, requests, per_request,
+                                                              server.classes)), server.batches(before))
     finally:
         server.close()
     local = _in_process(model, ctx.threads, images, reps=ctx.steps(3, smoke=1))
-    size = images.shape[-1]
     started = time.perf_counter()
     for b in bodies:
-        decode_bytes(b, size)
+        decode_bytes(b, images.shape[-1])
     decode = (time.perf_counter() - started) / len(bodies)
-    served = requests / wall
-    forward = 1 / local
-    rest = max(1 / served - decode - forward, 0.0)
-    p50, p99 = (1000 * float(np.percentile(latencies, q)) for q in (50, 99))
+    answers = {k: v for _, load, _ in loads.values() for k, v in load.answers.items()}
+    gap, same, parity_ref = _parity(model, ctx.threads, bodies, answers)
+    row = f"served {label}"
+    figures = [
+        Figure(BENCH, f"{label}: in-process img/s (same predictor, batch {MAX_BATCH})", local, "img/s",
+               "served, same run", cell=(f"{row}, in-process", "img/s")),
+        Figure(BENCH, f"{label}: served probabilities, max abs difference", gap, "", parity_ref,
+               cell=(f"{row}, in-process", "max |p - p_ref|")),
+        Figure(BENCH, f"{label}: served top-1 same as in-process", same, "%", parity_ref,
+               cell=(f"{row}, in-process", "same top-1 %")),
+        Figure(BENCH, f"{label}: per image, decode", 1000 * decode, "ms", "decode_bytes in-process",
+               cell=(f"{row}, in-process", "decode ms/img")),
+    ]
+    for per_request, (requests, load, batch) in loads.items():
+        figures += _load_figures(f"{row}, {per_request} img/request", requests * per_request / load.wall, local,
+                                 decode, load, batch, f"{requests} requests of {per_request} image(s) from {CLIENTS} "
+                                                      f"clients, {images.shape[-1]} px JPEGs")
+    return figures
+
+
+def _load_figures(row: str, served: float, local: float, decode: float, load: Load, batch: float,
+                  sent: str) -> list[Figure]:
+    rest = max(1 / served - decode - 1 / local, 0.0)
+    p50, p99 = (1000 * float(np.percentile(load.latencies, q)) for q in (50, 99))
     ratio = served / local
     target, met = check(ratio, ">=", 0.5)
-    clean = errors == 0
-    load = f"{requests} requests from {CLIENTS} clients"
-    where = (f"{requests} requests, {CLIENTS} clients, one {size} px JPEG each; per served image {1000 / served:.2f} ms: "
-             f"decode {1000 * decode:.2f}, forward {1000 * forward:.2f}, HTTP + batching wait {1000 * rest:.2f} "
-             f"(mean micro-batch {batch:.1f} images)")
-    row = f"served {label}"
+    where = (f"per served image {1000 / served:.2f} ms: decode {1000 * decode:.2f}, forward {1000 / local:.2f}, "
+             f"HTTP + batching wait {1000 * rest:.2f} (mean micro-batch {batch:.1f} images)")
     return [
-        Figure(BENCH, f"{label}: served img/s", served, "img/s", "in-process, same run", cell=(row, "served img/s"),
-               note=where),
-        Figure(BENCH, f"{label}: in-process img/s (same predictor, batch {MAX_BATCH})", local, "img/s",
-               "served, same run", cell=(row, "in-process img/s")),
-        Figure(BENCH, f"{label}: served / in-process", ratio, "x", "in-process, same run", target, met,
+        Figure(BENCH, f"{row}: served img/s", served, "img/s", "in-process, same run", cell=(row, "img/s"),
+               note=f"{sent}; {where}"),
+        Figure(BENCH, f"{row}: served / in-process", ratio, "x", "in-process, same run", target, met,
                cell=(row, "served / in-process")),
-        Figure(BENCH, f"{label}: request latency p50", p50, "ms", load, cell=(row, "p50 ms")),
-        Figure(BENCH, f"{label}: request latency p99", p99, "ms", load, cell=(row, "p99 ms")),
-        Figure(BENCH, f"{label}: errors (non-200 answers)", errors, "requests", load, "0", clean,
+        Figure(BENCH, f"{row}: request latency p50", p50, "ms", sent, cell=(row, "p50 ms")),
+        Figure(BENCH, f"{row}: request latency p99", p99, "ms", sent, cell=(row, "p99 ms")),
+        Figure(BENCH, f"{row}: errors (non-200 answers)", load.errors, "requests", sent, "0", load.errors == 0,
                cell=(row, "errors")),
-        Figure(BENCH, f"{label}: per served image, HTTP + batching wait", 1000 * rest, "ms",
+        Figure(BENCH, f"{row}: per served image, HTTP + batching wait", 1000 * rest, "ms",
                "served time per image - decode - forward", cell=(row, "HTTP + batching ms/img")),
-        Figure(BENCH, f"{label}: per served image, decode", 1000 * decode, "ms", "decode_bytes in-process",
-               cell=(row, "decode ms/img")),
+        Figure(BENCH, f"{row}: mean micro-batch", batch, "images", "per forward pass, from /metrics",
+               cell=(row, "micro-batch")),
     ]
 
 
