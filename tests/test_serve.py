@@ -38,17 +38,32 @@ def test_predict_returns_probabilities_top_k_and_malignancy(server):
     assert p["malignant_probability"] == pytest.approx(sum(p["probabilities"][c] for c in malignant), abs=1e-4)
 
 
+def bomb() -> bytes:
+    """A decompression bomb: 12000 x 12000 px (1 bit) in about 17 kB of PNG."""
+    buf = io.BytesIO()
+    Image.new("1", (12000, 12000)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize("name, data, ctype, status, fragment", [
     ("x.txt", b"hello", "text/plain", 415, "is not an image"),
     ("x.png", b"not an image at all", "image/png", 400, "not a readable image"),
     ("x.jpg", png()[:60], "image/jpeg", 400, "not a readable image"),  # truncated
     ("x.png", b"", "image/png", 400, "empty file"),
     ("x.png", png(size=(200, 200)), "image/png", 413, "over the limit"),  # > 0.05 MiB
+    ("bomb.png", bomb(), "image/png", 400, "over the limit of"),  # 144 Mpx in 17 kB: refused before decoding
 ])
 def test_bad_input_is_a_4xx_with_a_json_error_and_the_service_goes_on(server, name, data, ctype, status, fragment):
     base, _ = server
     r = httpx.post(f"{base}/v1/predict", files=[("files", (name, data, ctype))])
     assert r.status_code == status and fragment in r.json()["error"] and "Traceback" not in r.text
+    assert httpx.post(f"{base}/v1/predict", files=[("files", ("ok.png", png(), "image/png"))]).status_code == 200
+
+
+def test_a_request_without_a_file_is_a_422_with_a_json_error(server):
+    base, _ = server
+    for r in (httpx.post(f"{base}/v1/predict"), httpx.post(f"{base}/v1/predict", data={"files": "text"})):
+        assert r.status_code == 422 and "multipart form field 'files'" in r.json()["error"] and "Traceback" not in r.text
     assert httpx.post(f"{base}/v1/predict", files=[("files", ("ok.png", png(), "image/png"))]).status_code == 200
 
 

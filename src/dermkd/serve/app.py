@@ -206,6 +206,14 @@ def create_app(model: Path, *, threads: int = 1, max_upload: int = MAX_UPLOAD, m
         service.metrics.count("explain", 200)
         return Response(png, media_type="image/png")
 
+    @app.exception_handler(fastapi.exceptions.RequestValidationError)
+    async def malformed(request: Any, exc: Any) -> Any:  # e.g. no `files` part: the same JSON shape as the rest
+        service.metrics.count(request.url.path.rsplit("/", 1)[-1] or "root", 422)
+        return JSONResponse({"error": "malformed request: send the image(s) as multipart form field "
+                                      "'files' (/v1/explain: 'file')",
+                             "detail": [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+                                        for e in exc.errors()]}, status_code=422)
+
     _add_read_routes(app, service)
     return app
 
