@@ -157,3 +157,15 @@ def test_evaluate_scores_a_predictions_csv_against_labelled_folders(run_cli, tra
                == 1.0 for r in truth_rows)
     code, _, err, _ = run_cli("evaluate", "p.csv")
     assert code == 1 and "needs --data" in err
+
+
+def test_an_id_under_two_class_folders_blocks_scoring_only_when_it_was_predicted(run_cli, trained, tmp_path):
+    folder = tmp_path / "labelled"
+    for i, cls in enumerate(["nevus", "melanoma", "nevus"]):
+        write_image(folder / cls / f"ISIC_{i:07d}.png", 70 + i)
+    write_image(folder / "melanoma" / "ISIC_0000000.png", 70)  # isic9 has such copies under two labels
+    assert run_cli("predict", trained, folder / "nevus" / "ISIC_0000002.png", "--out", "one.csv")[0] == 0
+    assert run_cli("evaluate", "one.csv", "--data", folder)[0] == 0  # the ambiguous id was not predicted
+    assert run_cli("predict", trained, folder / "nevus", "--out", "both.csv")[0] == 0
+    code, _, err, _ = run_cli("evaluate", "both.csv", "--data", folder)
+    assert code == 1 and "1 predicted image ids are under two class folders" in err and "ISIC_0000000" in err

@@ -70,12 +70,13 @@ def build_optimization(optim: OptimConfig, parts: Components) -> Any:
 
     settings = dataclasses.asdict(optim)
     optimizer = partial(parts.optimizer, **declared_kwargs(parts.optimizer, settings))
-
-    def scheduler(opt: Any, max_epochs: int) -> Any:
-        return parts.scheduler(opt, max_epochs=max_epochs, **settings)
-
+    scheduler = partial(_scheduler, parts.scheduler, settings)  # a partial, not a closure: it pickles (DDP spawn)
     return Optimization(optimizer, scheduler, lr=optim.lr, backbone_lr_scale=optim.backbone_lr_scale,
                         warmup_epochs=optim.warmup_epochs)
+
+
+def _scheduler(factory: Any, settings: dict[str, Any], opt: Any, max_epochs: int) -> Any:
+    return factory(opt, max_epochs=max_epochs, **settings)
 
 
 def build_loss(cfg: RunConfig, parts: Components, head_weight: Any, class_weight: list[float] | None = None) -> Any:

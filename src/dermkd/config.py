@@ -176,6 +176,11 @@ class TrainConfig:
                 "sampler (batches drawn with probability 1 / n_c per image).", panel="Optimisation")
     threads: int | None = knob(None, "CPU threads for torch; none: all cores.")
     accelerator: str = knob("auto", "Lightning accelerator: auto | cpu | gpu | ...")
+    devices: int = knob(1, "Data-parallel processes (CPU, gloo) or GPUs (NCCL); --batch-size is per device, the "
+                           "effective batch is batch_size x devices.")
+    strategy: Literal["auto", "ddp", "ddp_fork"] = knob(
+        "auto", "auto (one device) | ddp (Lightning DDP, spawned processes: CPU or GPU) | ddp_fork (forked, CPU "
+                "only: no pickling, faster start).")
     # bf16-mixed: autocast for the forward passes (student, live teacher, the store's build),
     # fp32 weights, optimizer and losses (docs/benchmarks.md); 32 is bit-reproducible
     precision: Literal["32", "bf16-mixed"] = knob("32", "32 (fp32) | bf16-mixed (bfloat16 autocast; ~2x faster on "
@@ -196,6 +201,9 @@ class TrainConfig:
         _check(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
                "early_stopping_patience must be >= 1")
         _check(self.threads is None or self.threads >= 1, "threads must be >= 1")
+        _check(self.devices >= 1, "devices must be >= 1")
+        _check(self.strategy in ("auto", "ddp", "ddp_fork"), "strategy must be auto, ddp or ddp_fork")
+        _check(self.devices == 1 or self.strategy != "auto", "devices > 1 needs --strategy ddp (or ddp_fork on CPU)")
 
 
 @dataclass(frozen=True)

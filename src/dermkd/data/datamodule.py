@@ -65,13 +65,14 @@ class DermDataModule(L.LightningDataModule):
                 labels = self.data.labels[split]
                 counts = torch.bincount(labels, minlength=len(self.data.classes)).clamp(min=1)
                 weights = (1.0 / counts)[labels].double()
-            sampler = EpochSampler(len(ds), self.seed, weights)
+            rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+            sampler = EpochSampler(len(ds), self.seed, weights, rank, world)
         return DataLoader(
             ds,
             batch_size=self.batch_size,
             sampler=sampler,
             # A last batch of one sample breaks BatchNorm in train mode.
-            drop_last=train and len(ds) > self.batch_size,
+            drop_last=train and len(sampler) > self.batch_size,
             num_workers=self.num_workers,
             # workers start afresh each epoch, seeded from the epoch's generator (not persistent:
             # a persistent worker's RNG would carry the earlier epochs' state into a resumed run;

@@ -21,10 +21,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 class EpochSampler(Sampler[int]):
-    """`n` indices per epoch: a permutation, or `weights`-proportional draws with replacement."""
+    """`n` indices per epoch: a permutation, or `weights`-proportional draws with replacement.
 
-    def __init__(self, n: int, seed: int, weights: torch.Tensor | None = None) -> None:
-        self.n, self.seed, self.weights = n, seed, weights
+    Under data-parallel training (`world` ranks) rank r takes positions r, r + world, ... of
+    the same order, padded by wrapping around to equal lengths: the ranks' batches i
+    together are the single-process order's batch i of world x the per-rank batch size."""
+
+    def __init__(self, n: int, seed: int, weights: torch.Tensor | None = None, rank: int = 0, world: int = 1) -> None:
+        self.n, self.seed, self.weights, self.rank, self.world = n, seed, weights, rank, world
         self.generator = torch.Generator()  # the sampler's own draws
         self.loader_generator = torch.Generator()  # the DataLoader's (worker base seeds)
         self.set_epoch(0)
@@ -34,7 +38,7 @@ class EpochSampler(Sampler[int]):
         self.loader_generator.manual_seed(epoch_seed(self.seed, epoch) + 1)
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.world)
 
     def __iter__(self) -> Iterator[int]:
         self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
@@ -42,4 +46,6 @@ class EpochSampler(Sampler[int]):
             order = torch.randperm(self.n, generator=self.generator)
         else:
             order = torch.multinomial(self.weights, self.n, replacement=True, generator=self.generator)
+        if self.world > 1:
+            order = torch.cat([order, order[:len(self) * self.world - self.n]])[self.rank::self.world]
         return iter(order.tolist())

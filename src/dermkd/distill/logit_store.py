@@ -64,6 +64,15 @@ class LogitStore:
     def views(self) -> int:
         return self.logits.shape[1]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a spawned data-parallel rank) without the logits: each process maps the
+        same file read-only instead of receiving a copy."""
+        return {**self.__dict__, "logits": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.logits = np.load(self.path / "logits.npy", mmap_mode="r")
+
     def describe(self) -> dict[str, Any]:
         """What a run records about the store it learned from."""
         return {"path": str(self.path), "key": self.path.name, **self.meta["key_parts"],

@@ -33,11 +33,16 @@ def score_predictions(predictions: Path, data_root: Path, allow_new: bool = Fals
         raise DermkdError(f"{predictions} is not an ISIC-format predictions CSV (image, then one column per class)")
     classes = [(resolve(code).name if resolve(code) else code) for code in header[1:]]
     samples, _ = scan_folders(data_root, allow_new)
-    truth: dict[str, str] = {}
+    labels: dict[str, set[str]] = {}
     for s in samples:
-        if s.path.stem in truth:
-            raise DermkdError(f"{data_root}: image id {s.path.stem!r} occurs twice; ids must be unique to match")
-        truth[s.path.stem] = s.label
+        labels.setdefault(s.path.stem, set()).add(s.label)
+    predicted = {r["image"] for r in rows}
+    # an id under two labels (isic9 has such copies) cannot be scored, but only matters if predicted
+    ambiguous = sorted(i for i in predicted if len(labels.get(i, ())) > 1)
+    if ambiguous:
+        raise DermkdError(f"{len(ambiguous)} predicted image ids are under two class folders of {data_root} "
+                          f"(e.g. {ambiguous[0]}: {', '.join(sorted(labels[ambiguous[0]]))}); their label is unknown")
+    truth = {i: next(iter(v)) for i, v in labels.items() if len(v) == 1}
     missing = [r["image"] for r in rows if r["image"] not in truth]
     if missing:
         raise DermkdError(f"{len(missing)} predicted images are not under {data_root} (e.g. {missing[0]})")

@@ -36,7 +36,8 @@ class HistoryWriter(L.Callback):
         self.rows = list(state_dict["rows"])
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        write_csv(self.path, self.rows, COLUMNS)  # drops rows of epochs after the checkpoint
+        if trainer.is_global_zero:  # one writer under data-parallel training
+            write_csv(self.path, self.rows, COLUMNS)  # drops rows of epochs after the checkpoint
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t0 = time.perf_counter()
@@ -50,7 +51,8 @@ class HistoryWriter(L.Callback):
         for key in COLUMNS[1:-2]:
             row[key] = float(m[key]) if key in m else ""
         self.rows.append(row)
-        write_csv(self.path, self.rows, COLUMNS)
+        if trainer.is_global_zero:
+            write_csv(self.path, self.rows, COLUMNS)
 
 
 class SaveAtEpoch(L.Callback):
@@ -73,7 +75,7 @@ class EpochSeed(L.Callback):
         self.seed = seed
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        s = epoch_seed(self.seed, trainer.current_epoch)
+        s = epoch_seed(self.seed, trainer.current_epoch) + trainer.global_rank
         random.seed(s)
         np.random.seed(s % 2**32)
         torch.manual_seed(s)

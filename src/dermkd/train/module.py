@@ -37,6 +37,8 @@ class LitClassifier(L.LightningModule):
         self.schedule: Any = None  # made with the optimizer
         self._schedule_state: dict[str, Any] | None = None
         self.channels_last = channels_last
+        if channels_last:  # before DDP wraps it: its gradient buckets take the layout of the parameters
+            model.to(memory_format=torch.channels_last)
         object.__setattr__(self, "teacher", teacher)  # not a child module: not trained, not saved
         n = model.num_classes
         self.train_acc = MulticlassAccuracy(n, average="micro")
@@ -48,9 +50,8 @@ class LitClassifier(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.teacher is not None:
             self.teacher.to(self.device)
-        for net in (self.model, self.teacher):
-            if net is not None and self.channels_last:
-                net.to(memory_format=torch.channels_last)
+        if self.teacher is not None and self.channels_last:
+            self.teacher.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(self._layout(x))
@@ -67,8 +68,9 @@ class LitClassifier(L.LightningModule):
             teacher_logits = self.teacher(x, y).float() if self.teacher is not None else None
         parts = self.criterion(logits, y, teacher_logits)
         self.train_acc(logits.detach(), y)
+        # sync_dist: under DDP the epoch's loss is the mean over every rank's images
         self.log_dict({f"train_{k}": v.detach() for k, v in parts.items()}, on_step=False, on_epoch=True,
-                      batch_size=len(y))
+                      batch_size=len(y), sync_dist=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return {**parts, "output": logits.detach()}
 
@@ -76,7 +78,8 @@ class LitClassifier(L.LightningModule):
         x, y = batch
         logits = self(x).float()
         # Validation scores the hard-label objective only, so runs of every strategy compare.
-        self.log("val_loss", self.criterion.hard(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("val_loss", self.criterion.hard(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y),
+                 sync_dist=True)
         self.val_acc(logits, y)
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
 

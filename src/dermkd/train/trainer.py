@@ -77,6 +77,25 @@ def build_module(cfg: RunConfig, model: Classifier, spec: dict[str, Any], teache
                          build_optimization(cfg.optim, parts), teacher=teacher, channels_last=channels_last)
 
 
+def parallel_settings(cfg: RunConfig) -> dict[str, Any]:
+    """Trainer arguments for `cfg.train.devices` data-parallel ranks. DDP (gloo on CPU, NCCL
+    on GPUs, chosen by Lightning) starts its ranks by spawning (or forking, `ddp_fork`, CPU
+    only) from this process, so a run's lock, files and final test stay with rank 0's
+    parent. Each rank takes its own slice of the one (seed, epoch) order
+    (`data.samplers.EpochSampler`), so Lightning's distributed sampler is off; every rank
+    validates the whole validation split (the same val_loss for checkpointing everywhere).
+    On GPUs BatchNorm statistics are synchronised across ranks (SyncBatchNorm); torch has
+    no CPU SyncBatchNorm, so on CPU each rank normalises over its own per-device batch."""
+    if cfg.train.devices == 1:
+        return {"devices": 1}
+    from lightning.pytorch.strategies import DDPStrategy
+
+    start = {"ddp": "spawn", "ddp_fork": "fork"}[cfg.train.strategy]
+    gpu = cfg.train.accelerator in ("gpu", "cuda") or (cfg.train.accelerator == "auto" and torch.cuda.is_available())
+    return {"devices": cfg.train.devices, "strategy": DDPStrategy(start_method=start),
+            "use_distributed_sampler": False, "sync_batchnorm": gpu}
+
+
 def build_trainer(cfg: RunConfig, callbacks: list[L.Callback], run_dir: RunDir | None = None,
                   **overrides: Any) -> L.Trainer:
     """The Trainer of a run: into `run_dir` (atomic checkpoints, CSV log, progress bar per
@@ -90,7 +109,7 @@ def build_trainer(cfg: RunConfig, callbacks: list[L.Callback], run_dir: RunDir |
         {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
     )
     settings = dict(
-        max_epochs=cfg.train.epochs, accelerator=cfg.train.accelerator, devices=1, callbacks=callbacks,
+        max_epochs=cfg.train.epochs, accelerator=cfg.train.accelerator, callbacks=callbacks, **parallel_settings(cfg),
         enable_model_summary=False, num_sanity_val_steps=0, limit_train_batches=cfg.train.limit_train_batches,
         log_every_n_steps=1, deterministic="warn", precision=cfg.train.precision, **files,
     )
