@@ -3,6 +3,8 @@ the student beside the teacher it was distilled from."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from helpers import write_image
@@ -58,3 +60,23 @@ def test_explain_a_kd_student_beside_its_teacher(run_cli, tmp_path):
         if manual.size > 1:  # (a 1 x 1 map, resnet18 at 32 px, is constant: the library scales it to 0)
             # scaled to a maximum of 1, or all 0 when no location is positive
             assert (grey.max() > 0.99) == (manual.max() > manual.min())
+
+
+def test_the_teacher_is_found_from_any_folder_also_in_runs_that_recorded_it_relative(run_cli, tmp_path, monkeypatch):
+    import json
+
+    from dermkd.serve.explain import models_to_explain
+
+    assert run_cli("train", "--profile", "tiny", "--name", "t", "--epochs", "1")[0] == 0
+    code, _, err, cwd = run_cli("distill", "--teacher", "runs/t", "--profile", "tiny", "--name", "s", "--epochs", "1")
+    assert code == 0, err
+    env_path = cwd / "runs" / "s" / "env.json"
+    env = json.loads(env_path.read_text())
+    assert Path(env["teacher"]["checkpoint"]).is_absolute()
+    monkeypatch.chdir(tmp_path)  # elsewhere: the absolute record still finds the teacher
+    assert [e.label for e in models_to_explain(cwd / "runs" / "s", [])] == ["dsc (explained)", "dsc (teacher)"]
+    env["teacher"]["checkpoint"] = "runs/t/checkpoints/best.ckpt"  # as runs made before recorded it
+    env_path.write_text(json.dumps(env))
+    assert len(models_to_explain(cwd / "runs" / "s", [])) == 2
+    (cwd / "runs" / "t" / "checkpoints" / "best.ckpt").unlink()
+    assert [e.label for e in models_to_explain(cwd / "runs" / "s", [])] == ["dsc (explained)"]

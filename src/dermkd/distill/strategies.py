@@ -165,7 +165,7 @@ def virtual_teacher(source: Sources, num_classes: int, *, virtual_p: float) -> t
 
 def _load_teacher(path: Path, with_metrics: bool = True) -> tuple[Teacher, dict]:
     model, spec = load_model(path)
-    record = {"checkpoint": str(path), "sha256": file_sha256(path), "model": spec["name"], "classes": spec["classes"]}
+    record = {"checkpoint": str(Path(path).resolve()), "sha256": file_sha256(path), "model": spec["name"], "classes": spec["classes"]}
     metrics = RunDir.of_checkpoint(path).metrics
     if with_metrics and metrics.is_file():
         m = read_json(metrics)

@@ -6,6 +6,7 @@ model registry (`ModelEntry.cam_layer`), never from a guess at run time.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from dermkd.models.classifier import Classifier
 from dermkd.rundir import RunDir
 from dermkd.train.checkpoints import load_model
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Explained:
@@ -28,13 +31,27 @@ class Explained:
     spec: dict
 
 
+def teacher_checkpoint(run: Path, recorded: str) -> Path | None:
+    """The teacher checkpoint a run recorded: absolute (dermkd records it so), or, in older
+    runs, relative to the folder the run was started from, one of the run's ancestors."""
+    path = Path(recorded)
+    if path.is_absolute():
+        return path if path.is_file() else None
+    return next((a / path for a in Path(run).resolve().parents if (a / path).is_file()), None)
+
+
 def models_to_explain(model: Path, compare: list[Path]) -> list[Explained]:
     """The model, the teacher it was distilled from (when its run recorded one that still
     exists), and any `compare` runs or checkpoints."""
     teacher = (RunDir(model).read_env().get("teacher") or {}) if RunDir(model).env.is_file() else {}
     sources = [(model, "explained")]
-    if teacher.get("checkpoint") and Path(teacher["checkpoint"]).is_file():
-        sources.append((Path(teacher["checkpoint"]), "teacher"))
+    if teacher.get("checkpoint"):
+        found = teacher_checkpoint(model, teacher["checkpoint"])
+        if found is None:
+            log.warning("the teacher %s recorded by %s is not there any more: explaining the model alone",
+                        teacher["checkpoint"], model)
+        else:
+            sources.append((found, "teacher"))
     sources += [(c, c.stem) for c in compare]
     out = []
     for path, role in sources:
