@@ -58,6 +58,18 @@ def test_profiles_known_and_their_key_values():
     assert (tiny.teacher.name, tiny.train.epochs, tiny.data.synthetic_per_class) == ("resnet18", 1, 8)
 
 
+def test_option_names_are_unique_and_a_clash_is_caught():
+    """Flags and study axes find fields by bare name: `strategy` is the KD strategy, and a
+    second field of that name (once train.strategy) must fail loudly, not shadow it."""
+    from dermkd.knobs import Knob, _unique_names, knobs
+
+    by_name = {n: k.path for k in knobs() for n in k.names}
+    assert by_name["strategy"] == "kd.strategy" and by_name["parallel"] == "train.parallel"
+    clash = Knob("train.strategy", ("--strategy",), str, "", None, None, "Run")
+    with pytest.raises(RuntimeError, match="'strategy' is used by both kd.strategy and train.strategy"):
+        _unique_names([k for k in knobs() if k.path == "kd.strategy"] + [clash])
+
+
 def test_overrides_nest_over_the_profile():
     cfg = build_config("cpu", {"kd": {"alpha": 0.5}, "train": {"epochs": 3}, "data": {"root": "/x"}, "name": "r1"})
     assert cfg.kd.alpha == 0.5 and cfg.kd.temperature == 4.0  # sibling keys untouched
@@ -356,7 +368,7 @@ def test_cli_help(run_cli):
 
 
 @pytest.mark.parametrize("command, flags", [
-    ("evaluate", ["--data", "--split", "--split-file", "--output", "--predictions", "--allow-new-classes"]),
+    ("evaluate", ["--data", "--split", "--split-file", "--output", "--predictions", "--allow-new-classes", "--truth-out"]),
     ("models", []),
     ("demo", ["--out", "--epochs", "--threads", "--fresh"]),
 ])

@@ -178,7 +178,8 @@ class TrainConfig:
     accelerator: str = knob("auto", "Lightning accelerator: auto | cpu | gpu | ...")
     devices: int = knob(1, "Data-parallel processes (CPU, gloo) or GPUs (NCCL); --batch-size is per device, the "
                            "effective batch is batch_size x devices.")
-    strategy: Literal["auto", "ddp", "ddp_fork"] = knob(
+    # not "strategy": that name is the KD strategy's (study axes and overrides find fields by name)
+    parallel: Literal["auto", "ddp", "ddp_fork"] = knob(
         "auto", "auto (one device) | ddp (Lightning DDP, spawned processes: CPU or GPU) | ddp_fork (forked, CPU "
                 "only: no pickling, faster start).")
     # bf16-mixed: autocast for the forward passes (student, live teacher, the store's build),
@@ -202,8 +203,8 @@ class TrainConfig:
                "early_stopping_patience must be >= 1")
         _check(self.threads is None or self.threads >= 1, "threads must be >= 1")
         _check(self.devices >= 1, "devices must be >= 1")
-        _check(self.strategy in ("auto", "ddp", "ddp_fork"), "strategy must be auto, ddp or ddp_fork")
-        _check(self.devices == 1 or self.strategy != "auto", "devices > 1 needs --strategy ddp (or ddp_fork on CPU)")
+        _check(self.parallel in ("auto", "ddp", "ddp_fork"), "parallel must be auto, ddp or ddp_fork")
+        _check(self.devices == 1 or self.parallel != "auto", "devices > 1 needs --parallel ddp (or ddp_fork on CPU)")
 
 
 @dataclass(frozen=True)

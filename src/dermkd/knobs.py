@@ -47,7 +47,19 @@ def knobs() -> list[Knob]:
             cls = hints[section.name]
             out += [_knob(section.name, f, typing.get_type_hints(cls)[f.name], section.metadata)
                     for f in dataclasses.fields(cls) if "help" in f.metadata]
+    _unique_names(out)
     return out
+
+
+def _unique_names(table: list[Knob]) -> None:
+    """Flags and study axes find a field by its bare name, so two fields with one name would
+    silently shadow each other (train.strategy once hid kd.strategy): a programming error."""
+    seen: dict[str, str] = {}
+    for k in table:
+        for name in k.names:
+            if name in seen:
+                raise RuntimeError(f"option name {name!r} is used by both {seen[name]} and {k.path}")
+            seen[name] = k.path
 
 
 def _knob(section: str, f: dataclasses.Field, hint: Any, section_meta: Any) -> Knob:

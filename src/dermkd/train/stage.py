@@ -164,7 +164,8 @@ def _train_and_test(cfg: RunConfig, data: PreparedData, rd: RunDir, teacher_sour
     write_split(rd.split, data.rows)
     write_json(rd.env, {"status": "running", "started": _now(), "seed": cfg.train.seed, "versions": versions(),
                         "machine": machine(), "data": data.summary(), "strategy": cfg.kd.strategy,
-                        "teacher": teacher_record, "teacher_store": store.describe() if store is not None else None})
+                        "teacher": teacher_record, "teacher_store": store.describe() if store is not None else None,
+                        "parallel": _parallel(cfg)})
 
     m = cfg.model
     model = create_model(m.name, len(data.classes), image_size=data.image_size, pretrained=m.pretrained,
@@ -191,6 +192,17 @@ def _train_and_test(cfg: RunConfig, data: PreparedData, rd: RunDir, teacher_sour
     metrics.update({"run": rd.name, "model": spec, "strategy": cfg.kd.strategy, "teacher": teacher_record,
                     "epochs_trained": trainer.current_epoch})
     return metrics
+
+
+def _parallel(cfg: RunConfig) -> dict:
+    """What data-parallel training this run used; the batch size is per device."""
+    t = cfg.train
+    record = {"devices": t.devices, "parallel": t.parallel, "batch_per_device": t.batch_size,
+              "effective_batch": t.batch_size * t.devices}
+    if t.devices > 1:
+        log.info("data-parallel: %d x %s ranks, batch %d per device, effective batch %d", t.devices, t.parallel,
+                 t.batch_size, record["effective_batch"])
+    return record
 
 
 def preflight(rd: RunDir, model: torch.nn.Module) -> None:

@@ -90,7 +90,7 @@ def parallel_settings(cfg: RunConfig) -> dict[str, Any]:
         return {"devices": 1}
     from lightning.pytorch.strategies import DDPStrategy
 
-    start = {"ddp": "spawn", "ddp_fork": "fork"}[cfg.train.strategy]
+    start = {"ddp": "spawn", "ddp_fork": "fork"}[cfg.train.parallel]
     gpu = cfg.train.accelerator in ("gpu", "cuda") or (cfg.train.accelerator == "auto" and torch.cuda.is_available())
     return {"devices": cfg.train.devices, "strategy": DDPStrategy(start_method=start),
             "use_distributed_sampler": False, "sync_batchnorm": gpu}

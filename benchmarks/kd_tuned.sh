@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The tuned KD study (src/dermkd/configs/study-kd-tuned.yaml) as two studies side by side at
+# one torch thread each into one study folder: seeds 0, 2, 4 with the KD runs first (so the
+# shared teacher and its logit store are made at once), and seeds 1, 3 with the baselines
+# first (by the time they need the teacher, it is done). A last pass fills the results
+# table with every finished run.
+#   bash benchmarks/kd_tuned.sh && python benchmarks/kd_seeds.py runs/kd-tuned
+set -euo pipefail
+DERMKD=${DERMKD:-.venv/bin/dermkd}
+CONFIG=src/dermkd/configs/study-kd-tuned.yaml
+part() {  # $1: the seeds, comma separated; $2: the strategy order
+  local tmp; tmp=$(mktemp --suffix=.yaml)
+  sed -e "s/^seeds: .*/seeds: [$1]/" -e "s/^base:$/base:\n  train: {threads: 1}/" \
+      -e "s/strategy: \[baseline, standard\]/strategy: [$2]/" "$CONFIG" > "$tmp"
+  "$DERMKD" study "$tmp" > "runs/kd-tuned-${1//, /}.log" 2>&1
+  rm -f "$tmp"
+}
+mkdir -p runs
+part "0, 2, 4" "standard, baseline" & first=$!
+sleep 60  # the first one pins the study's split
+part "1, 3" "baseline, standard"
+wait $first
+part "0, 1, 2, 3, 4" "baseline, standard"

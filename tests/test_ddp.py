@@ -1,0 +1,53 @@
+"""Data-parallel training (Lightning DDP, gloo on CPU): the ranks' shards of the one
+(seed, epoch) order, and 2 processes against 1 on tiny data, the same test metrics
+within a stated tolerance (on CPU each rank's BatchNorm sees its own half-batch)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dermkd.config import TrainConfig
+from dermkd.data.samplers import EpochSampler
+from dermkd.errors import DermkdError
+
+
+@pytest.mark.parametrize("n", [20, 21])
+def test_the_ranks_batches_together_are_the_single_process_batches(n):
+    single = list(EpochSampler(n, seed=3))
+    ranks = [EpochSampler(n, seed=3, rank=r, world=2) for r in range(2)]
+    for s in ranks:
+        s.set_epoch(0)
+    shards = [list(s) for s in ranks]
+    assert len(shards[0]) == len(shards[1]) == len(ranks[0]) == -(-n // 2)
+    padded = single + single[:2 * len(shards[0]) - n]
+    b = 4  # per-rank batch; the single process's batch is 2 b
+    for i in range(0, len(shards[0]), b):
+        assert sorted(shards[0][i:i + b] + shards[1][i:i + b]) == sorted(padded[2 * i:2 * i + 2 * b])
+
+
+def test_more_than_one_device_needs_ddp():
+    with pytest.raises(DermkdError, match="devices > 1 needs --parallel ddp"):
+        TrainConfig(devices=2).validate()
+    TrainConfig(devices=2, parallel="ddp").validate()
+
+
+def test_two_processes_match_one_within_tolerance(run_cli):
+    common = ("--profile", "tiny", "--epochs", "3", "--no-augment", "--threads", "1", "--no-progress")
+    code, _, err, cwd = run_cli("train", *common, "--name", "one", "--batch-size", "16")
+    assert code == 0, err
+    code, _, err, _ = run_cli("train", *common, "--name", "two", "--batch-size", "8", "--devices", "2",
+                              "--parallel", "ddp")
+    assert code == 0, err
+    one, two = (json.loads((cwd / "runs" / r / "metrics.json").read_text()) for r in ("one", "two"))
+    hist = {r: (cwd / "runs" / r / "history.csv").read_text().splitlines() for r in ("one", "two")}
+    assert len(hist["one"]) == len(hist["two"]) == 4  # header + one row per epoch, written once (rank 0)
+    assert two["n"] == one["n"]  # the whole test split, scored once, not per rank
+    # Tolerance: the same images in the same steps (effective batch 16 both), but BatchNorm
+    # statistics over 8 images per rank instead of 16
+    assert two["log_loss"] == pytest.approx(one["log_loss"], abs=0.05)
+    train = {r: [float(line.split(",")[1]) for line in hist[r][1:]] for r in hist}
+    assert train["two"] == pytest.approx(train["one"], rel=0.05)
+    env = json.loads((cwd / "runs" / "two" / "env.json").read_text())
+    assert env["parallel"] == {"devices": 2, "parallel": "ddp", "batch_per_device": 8, "effective_batch": 16}
