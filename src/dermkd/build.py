@@ -26,6 +26,7 @@ REGISTRIES = {
     "scheduler": "dermkd.train.schedulers:SCHEDULERS",
     "objective": "dermkd.distill.losses:OBJECTIVES",
     "layout": "dermkd.data.layouts:LAYOUTS",
+    "tracker": "dermkd.train.tracking:TRACKERS",
 }
 
 
@@ -45,6 +46,7 @@ class Components:
     scheduler: Any  # train.schedulers.SchedulerFactory
     objective: Any  # distill.losses.ObjectiveFactory
     layout: Any  # data.layouts.Layout
+    tracker: Any  # train.tracking: RunConfig, RunDir -> Tracker
 
 
 def resolve(cfg: RunConfig) -> Components:
@@ -58,6 +60,7 @@ def resolve(cfg: RunConfig) -> Components:
         scheduler=registry("scheduler").get(cfg.optim.scheduler),
         objective=registry("objective").get(cfg.kd.objective),
         layout=registry("layout").get(cfg.data.layout),
+        tracker=registry("tracker").get(cfg.train.tracker),
     )
     if cfg.optim.momentum and "momentum" not in declared_kwargs(parts.optimizer, {"momentum": 0}):
         raise DermkdError(f"optimizer {cfg.optim.name!r} has no momentum; momentum is for sgd and rmsprop")

@@ -194,6 +194,11 @@ class TrainConfig:
                               "epochs on validation first).", flag="--refit/--no-refit",
                        panel="Optimisation")
     progress: bool = knob(True, "Progress bars.", flag="--progress/--no-progress")
+    tracker: str = knob("none", "Experiment tracking beside the run directory: none | mlflow | tensorboard "
+                                "(pip install 'dermkd[mlflow]' / 'dermkd[tensorboard]').", choices="tracker")
+    tracking_uri: str | None = knob(None, "MLflow tracking URI (default: a file store OUT/mlruns) or TensorBoard "
+                                          "log folder (default: OUT/tensorboard).")
+    experiment: str | None = knob(None, "The tracker's experiment (default: the study's name, else 'dermkd').")
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "epochs must be >= 1")

@@ -96,6 +96,7 @@ def export(
     Example: dermkd export runs/demo/kd-student --format onnx --format onnx-int8-static --check
     """
     from dermkd.export.formats import FORMATS, export_model, load_predictor
+    from dermkd.export.metadata import sidecar_path
     from dermkd.export.source import source_from_run
     from dermkd.rundir import RunDir
 
@@ -113,13 +114,16 @@ def export(
         data = run_data(run)
         test = (data.images["test"].float() / 255.0, data.labels["test"].numpy())
     finished = run.is_dir() and RunDir(run).is_finished()
+    written: list[Path] = []
     for name, entry in zip(fmt, entries):
         path = export_model(source, name, folder / f"{source.spec['name']}.{name}{entry.suffix}")
+        written += [path, sidecar_path(path)]
         line = f"{name}: {path} ({path.stat().st_size / 2**20:.1f} MiB)"
         if finished:
             from dermkd.serve.card import write_export_card
 
-            line += f", card {write_export_card(run, path).name}"
+            written.append(write_export_card(run, path))
+            line += f", card {written[-1].name}"
         if test is not None:
             logits = load_predictor(path)(test[0])
             line += f", test top-1 {float((logits.argmax(1) == test[1]).mean()):.4f} (n={len(test[1])})"
@@ -130,7 +134,12 @@ def export(
         with torch.inference_mode():
             eager = source.model.eval()(test[0]).argmax(1).numpy()
         console.print(f"eager PyTorch: test top-1 {float((eager == test[1]).mean()):.4f}")
+    if run.is_dir() and RunDir(run).env.is_file():
+        from dermkd.train.tracking import log_files
 
+        tracking = RunDir(run).read_env().get("tracking")
+        if log_files(tracking, written, "export"):
+            console.print(f"export logged to MLflow run {tracking['run_id']} at {tracking['uri']}")
 
 
 def predict(

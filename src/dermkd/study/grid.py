@@ -92,7 +92,8 @@ class Study:
         cfg = build_config(self.profile, self.base)
         if self.folds:
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, folds=self.folds)).validate()
-        return dataclasses.replace(cfg, name=self.name, out_dir=out_dir or cfg.out_dir)
+        train = dataclasses.replace(cfg.train, experiment=cfg.train.experiment or self.name)  # the tracker's
+        return dataclasses.replace(cfg, name=self.name, out_dir=out_dir or cfg.out_dir, train=train)
 
     def specs(self) -> list[RunSpec]:
         """All runs, in sweep order, without duplicates (a run in two sweeps lists both)."""
@@ -127,6 +128,15 @@ def _normalise(spec: RunSpec) -> RunSpec:
     if "teacher_cache" in ignored:
         spec = dataclasses.replace(spec, teacher_cache=0)
     return dataclasses.replace(spec, teacher=UNUSED) if "teacher" in ignored else spec
+
+
+def with_tracking(study: Study, tracker: str | None, uri: str | None) -> Study:
+    """The study with `--tracker` / `--tracking-uri` set in its base config (None: as the file says)."""
+    train = dict(study.base.get("train") or {})
+    train.update({k: v for k, v in (("tracker", tracker), ("tracking_uri", uri)) if v is not None})
+    study = dataclasses.replace(study, base={**study.base, "train": train})
+    study.base_config()  # an unknown tracker fails here, before any run
+    return study
 
 
 def load_study(path: str | Path) -> Study:

@@ -99,7 +99,8 @@ def run_stage(cfg: RunConfig, data: PreparedData, run_dir: str | Path, *,
 # Settings that do not change what a run computes: a finished run re-invoked with other
 # values of these is the same run (the data itself is checked by its fingerprint).
 SAME_RUN_IGNORES = ("name", "out_dir", "profile", "data.root", "data.split_file", "data.num_workers",
-                    "train.progress", "train.threads", "train.accelerator")
+                    "train.progress", "train.threads", "train.accelerator", "train.tracker", "train.tracking_uri",
+                    "train.experiment")
 
 
 def check_same_run(rd: RunDir, cfg: RunConfig, fingerprint: str, allow_more_epochs: bool = False) -> dict:
@@ -146,7 +147,8 @@ def _set_status(rd: RunDir, status: str, **fields) -> None:
 
 def _train_and_test(cfg: RunConfig, data: PreparedData, rd: RunDir, teacher_source: Path | list[Path] | None,
                     resume: bool) -> dict:
-    strategy = resolve(cfg).strategy
+    parts = resolve(cfg)
+    strategy = parts.strategy
     teacher, teacher_record = strategy.teacher(teacher_source, len(data.classes), dataclasses.asdict(cfg.kd))
     if teacher_record is not None and teacher_record.get("classes", data.classes) != data.classes:
         raise DermkdError(f"teacher classes {teacher_record['classes']} differ from the data's {data.classes}")
@@ -162,10 +164,11 @@ def _train_and_test(cfg: RunConfig, data: PreparedData, rd: RunDir, teacher_sour
     rd.path.mkdir(parents=True, exist_ok=True)
     write_yaml(rd.config, cfg.to_dict())
     write_split(rd.split, data.rows)
+    tracker = parts.tracker(cfg, rd)
     write_json(rd.env, {"status": "running", "started": _now(), "seed": cfg.train.seed, "versions": versions(),
                         "machine": machine(), "data": data.summary(), "strategy": cfg.kd.strategy,
                         "teacher": teacher_record, "teacher_store": store.describe() if store is not None else None,
-                        "parallel": _parallel(cfg)})
+                        "parallel": _parallel(cfg), "tracking": tracker.record()})
 
     m = cfg.model
     model = create_model(m.name, len(data.classes), image_size=data.image_size, pretrained=m.pretrained,
@@ -178,7 +181,7 @@ def _train_and_test(cfg: RunConfig, data: PreparedData, rd: RunDir, teacher_sour
                         num_workers=cfg.data.num_workers, seed=cfg.train.seed,
                         balanced_sampler=cfg.train.class_balance == "sampler", store=store)
     preflight(rd, model)
-    trainer = build_trainer(cfg, _callbacks(cfg, rd), rd)
+    trainer = build_trainer(cfg, _callbacks(cfg, rd), rd, loggers=[tracker.logger] if tracker.logger else [])
     try:
         trainer.fit(lit, datamodule=dm, ckpt_path=str(rd.last) if resume and rd.last.is_file() else None)
     except SystemExit:  # Lightning turns Ctrl-C (and SIGTERM) into exit(1) after its own clean-up
@@ -191,6 +194,7 @@ def _train_and_test(cfg: RunConfig, data: PreparedData, rd: RunDir, teacher_sour
     metrics = evaluate_model(best, data, "test", predictions=rd.predictions)
     metrics.update({"run": rd.name, "model": spec, "strategy": cfg.kd.strategy, "teacher": teacher_record,
                     "epochs_trained": trainer.current_epoch})
+    tracker.finish(rd, metrics)
     return metrics
 
 

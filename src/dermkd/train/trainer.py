@@ -97,13 +97,14 @@ def parallel_settings(cfg: RunConfig) -> dict[str, Any]:
 
 
 def build_trainer(cfg: RunConfig, callbacks: list[L.Callback], run_dir: RunDir | None = None,
-                  **overrides: Any) -> L.Trainer:
-    """The Trainer of a run: into `run_dir` (atomic checkpoints, CSV log, progress bar per
-    `cfg.train.progress`), or without any file when `run_dir` is None (benchmarks).
-    `overrides` are Trainer arguments (e.g. `max_epochs=1, limit_val_batches=0`)."""
+                  loggers: list[Any] = (), **overrides: Any) -> L.Trainer:
+    """The Trainer of a run: into `run_dir` (atomic checkpoints, CSV log and `loggers`, e.g. a
+    tracker's, progress bar per `cfg.train.progress`), or without any file when `run_dir` is
+    None (benchmarks). `overrides` are Trainer arguments (e.g. `max_epochs=1, limit_val_batches=0`)."""
     quiet_lightning()
     files: dict[str, Any] = (
-        {"logger": CSVLogger(run_dir.path, name=run_dir.logs.name, version=""), "plugins": [AtomicCheckpointIO()],
+        {"logger": [CSVLogger(run_dir.path, name=run_dir.logs.name, version=""), *loggers],
+         "plugins": [AtomicCheckpointIO()],
          "enable_progress_bar": cfg.train.progress}
         if run_dir is not None else
         {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
