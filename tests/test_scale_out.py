@@ -23,8 +23,10 @@ TIMED = {"wall_seconds"}  # the one column that differs between two runs of the 
 
 
 def _table(root: Path) -> list[dict[str, str]]:
+    """results.csv without its timings, the study's own folder written as OUT (errors name paths)."""
     with open(root / "results.csv", newline="") as fh:
-        return [{k: v for k, v in row.items() if k not in TIMED} for row in csv.DictReader(fh)]
+        return [{k: v.replace(str(root.parent), "OUT") for k, v in row.items() if k not in TIMED}
+                for row in csv.DictReader(fh)]
 
 
 def _flaky_study(tmp_path: Path):
@@ -45,10 +47,11 @@ def test_ray_backend_writes_the_local_backends_results_table(tmp_path, monkeypat
     assert not ray.is_initialized()  # shut down after the study
     assert [r["status"] for r in rows] == ["failed", "done", "done"]
     assert "no checkpoint after epoch 5" in rows[0]["error"]  # the task's own error, not Ray's wrapper
-    assert [r["error"] for r in rows] == [r["error"] for r in local]
+    assert [r["error"].replace("/ray/", "/local/") for r in rows] == [r["error"] for r in local]
     assert _table(tmp_path / "ray" / "s") == _table(tmp_path / "local" / "s")
-    a, b = (pq.read_table(tmp_path / d / "s" / "results.parquet").drop(list(TIMED)) for d in ("ray", "local"))
-    assert a.equals(b)
+    a, b = (pq.read_table(tmp_path / d / "s" / "results.parquet").drop(list(TIMED)).to_pylist()
+            for d in ("ray", "local"))
+    assert [{**r, "error": r["error"].replace("/ray/", "/local/")} for r in a] == b
     assert (tmp_path / "ray" / "s" / "study.yaml").read_text() == (tmp_path / "local" / "s" / "study.yaml").read_text()
     assert (tmp_path / "ray" / "s" / "split.csv").read_text() == (tmp_path / "local" / "s" / "split.csv").read_text()
     # resumable as the local one is: nothing retrains, the table is the same
@@ -155,3 +158,58 @@ def test_tensorboard_logs_epochs_and_test_metrics(run_cli, tmp_path):
 
     env = json.loads((cwd / "runs" / "tb" / "env.json").read_text())
     assert env["tracking"]["tracker"] == "tensorboard" and Path(env["tracking"]["log_dir"]) == logdir
+
+
+class _InProcessRay:
+    """Just enough of Ray's API for `run_on_ray`'s scheduling, run in this process: tasks
+    run when submitted, and every call is kept."""
+
+    class Ref:
+        def __init__(self, value=None, error=None):
+            self.value, self.error = value, error
+
+    def __init__(self):
+        self.submitted, self.options = [], None
+        self.init = self.shutdown = lambda **kw: None
+
+    def remote(self, **options):
+        self.options = options
+
+        def wrap(fn):
+            ray = self
+
+            class Task:
+                @staticmethod
+                def remote(*args):
+                    ray.submitted.append(args[-1])
+                    try:
+                        return ray.Ref(fn(*args))
+                    except Exception as exc:
+                        return ray.Ref(error=exc)
+            return Task
+        return wrap
+
+    def get(self, ref):
+        if ref.error is not None:
+            raise ref.error
+        return ref.value
+
+    def wait(self, refs, num_returns):
+        return refs[:num_returns], refs[num_returns:]
+
+
+def test_ray_schedule_teachers_first_and_a_failed_teacher_fails_its_students(tmp_path, monkeypatch):
+    from dermkd.study import ray_backend
+    from dermkd.study.runner import Prerequisite
+
+    fake = _InProcessRay()
+    monkeypatch.setattr(ray_backend, "_ray", lambda: fake)
+    study = load_study(write_study(tmp_path, {"a": {"strategy": ["standard", "baseline"]}},
+                                  teacher={"name": "resnet18", "pretrained_file": str(tmp_path / "missing.pth")}))
+    rows = ray_backend.run_on_ray(study, tmp_path, opts=BackendOptions(retries=2, cpus_per_run=2, gpus_per_run=0.5))
+    assert fake.options == {"num_cpus": 2, "num_gpus": 0.5, "max_retries": 2, "retry_exceptions": True}
+    assert isinstance(fake.submitted[0], Prerequisite) and fake.submitted[0].arch == "resnet18"  # teachers first
+    assert [s.run_id for s in fake.submitted[1:]] == ["baseline-dsc-adamax-ce-s0"]  # the student is never tried
+    assert [r["status"] for r in rows] == ["failed", "done"]
+    assert rows[0]["error"].startswith("teacher resnet18-s0 failed: DermkdError: weights file not found")
+    assert _table(tmp_path / "s")[0]["error"] == rows[0]["error"].replace(str(tmp_path), "OUT")
