@@ -317,11 +317,12 @@ def test_cli_models_subprocess(cli_results):
     assert code == 0, err
     assert "Traceback" not in err
     lines = {line.split(":")[0]: line for line in out.splitlines() if ":" in line}
-    assert set(lines) == {"models", "strategies", "optimizers", "schedulers", "objectives", "layouts"}
+    assert set(lines) == {"models", "strategies", "optimizers", "schedulers", "objectives", "layouts", "trackers"}
     models = [m.strip() for m in lines["models"].split(":", 1)[1].split(",")]
     assert "dsc" in models and "resnet50" in models and "resnet18" in models
     assert lines["optimizers"] == f"optimizers: {KNOWN_OPTIMIZERS}"
     assert lines["strategies"] == "strategies: baseline, defective, reversed, self, standard, teacher-free"
+    assert lines["trackers"] == "trackers: mlflow, none, tensorboard"
     assert lines["objectives"] == "objectives: ce, svm"
     assert lines["schedulers"] == "schedulers: cosine, none, plateau"
     assert lines["layouts"] == "layouts: csv, folders, ham10000, isic2019, isic2020"

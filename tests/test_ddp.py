@@ -51,3 +51,20 @@ def test_two_processes_match_one_within_tolerance(run_cli):
     assert train["two"] == pytest.approx(train["one"], rel=0.05)
     env = json.loads((cwd / "runs" / "two" / "env.json").read_text())
     assert env["parallel"] == {"devices": 2, "parallel": "ddp", "batch_per_device": 8, "effective_batch": 16}
+
+
+def test_kd_on_two_processes_with_a_live_teacher_and_with_the_logit_store(run_cli):
+    """The frozen teacher stays outside the DDP-wrapped module (not wrapped, eval mode on
+    every rank); the store is memory-mapped read-only by each rank."""
+    common = ("--profile", "tiny", "--epochs", "2", "--threads", "1", "--no-progress")
+    code, _, err, cwd = run_cli("train", *common, "--model", "resnet18", "--name", "teacher")
+    assert code == 0, err
+    for name, extra in (("live", ()), ("store", ("--teacher-cache", "2"))):
+        code, _, err, _ = run_cli("distill", *common, "--teacher", cwd / "runs" / "teacher", "--name", name,
+                                  "--batch-size", "8", "--devices", "2", "--parallel", "ddp", *extra)
+        assert code == 0, err
+        env = json.loads((cwd / "runs" / name / "env.json").read_text())
+        assert env["status"] == "done" and env["parallel"]["effective_batch"] == 16
+        assert (env["teacher_store"] is not None) == (name == "store")
+        history = (cwd / "runs" / name / "history.csv").read_text().splitlines()
+        assert len(history) == 3 and history[1].split(",")[3] != ""  # the KD term was logged
