@@ -118,6 +118,29 @@ def test_write_markdown_table_and_json_round_trip(tmp_path, smoke_ctx):
     assert sorted(p.name for p in md.parent.iterdir()) == ["benchmarks.json", "benchmarks.md"]  # no temp files
 
 
+def test_merge_keeps_the_sections_not_run_again(tmp_path, smoke_ctx):
+    md = tmp_path / "benchmarks.md"
+    first = [Figure("framework", "ratio", 0.97, "x"), Figure("memory", "peak RSS", 1.2, "GiB"),
+             Figure("serving", "old img/s", 10.0, "img/s", cell=("student", "img/s"))]
+    write_markdown(md, first, machine(), "dermkd bench", smoke_ctx)
+    write_markdown(md, [Figure("serving", "new img/s", 40.0, "img/s")], machine(), "dermkd bench --only serving",
+                   smoke_ctx, merge=True)
+    text = md.read_text()
+    assert [line for line in text.splitlines() if line.startswith("## ")] == ["## framework", "## serving",
+                                                                              "## memory"]  # suite order
+    assert "new img/s" in text and "old img/s" not in text
+    framework = text[text.index("## framework"):text.index("## serving")]
+    assert "Kept from an earlier run: `dermkd bench` on " in framework
+    assert "Kept from" not in text[text.index("## serving"):text.index("## memory")]
+    data = json.loads(md.with_suffix(".json").read_text())
+    assert [f["name"] for f in data["figures"]] == ["ratio", "new img/s", "peak RSS"]
+    assert data["sections"]["framework"]["command"] == "dermkd bench"
+    assert data["sections"]["serving"]["command"] == "dermkd bench --only serving"
+    write_markdown(md, [Figure("serving", "newer", 1.0, "img/s")], machine(), "dermkd bench --only serving",
+                   smoke_ctx)  # no --merge: the file is this run's alone
+    assert [f["name"] for f in json.loads(md.with_suffix(".json").read_text())["figures"]] == ["newer"]
+
+
 def test_cli_bench_smoke_one_benchmark(run_cli, tmp_path):
     code, out, err, cwd = run_cli("bench", "--smoke", "--only", "compute", "--no-write", "--threads", "1")
     assert code == 0, err

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from dermkd.bench.common import BENCHMARKS, BenchContext, Figure, as_dict
 from dermkd.bench.suite import ORDER  # importing the suite registers every benchmark
-from dermkd.io import write_json, write_text
+from dermkd.io import read_json, write_json, write_text
 
 log = logging.getLogger(__name__)
 COLUMNS = ("figure", "value", "unit", "reference", "target", "met")
@@ -92,7 +92,10 @@ def _grid(rows: list[Figure]) -> list[str]:
 
 
 def render_markdown(figures: list[Figure], machine: dict[str, object], command: str, ctx: BenchContext,
-                    date: str) -> str:
+                    date: str, earlier: dict[str, dict] | None = None) -> str:
+    """`earlier`: bench -> the provenance (command, date, machine) of sections kept from an
+    earlier run by `--merge`; each such section says where its figures come from."""
+    earlier = earlier or {}
     data = str(ctx.data_root) if ctx.data_root is not None else "embedded synthetic data"
     lines = [
         "# Benchmarks",
@@ -109,7 +112,12 @@ def render_markdown(figures: list[Figure], machine: dict[str, object], command: 
     ]
     for bench in dict.fromkeys(f.bench for f in figures):
         rows = [f for f in figures if f.bench == bench]
-        lines += ["", f"## {bench}", ""] + _grid(rows)
+        lines += ["", f"## {bench}", ""]
+        if bench in earlier:
+            e = earlier[bench]
+            lines += [f"Kept from an earlier run: `{e['command']}` on {e['generated']} (machine: "
+                      + ", ".join(f"{k} {v}" for k, v in e["machine"].items()) + ").", ""]
+        lines += _grid(rows)
         notes = list(dict.fromkeys(f.note for f in rows if f.note))  # a note shared by several rows is printed once
         number = {note: i for i, note in enumerate(notes, 1)}
         lines += ["| " + " | ".join((*COLUMNS, "note")) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
@@ -123,17 +131,36 @@ def render_markdown(figures: list[Figure], machine: dict[str, object], command: 
 
 
 def write_markdown(path: str | Path, figures: list[Figure], machine: dict[str, object], command: str,
-                   ctx: BenchContext) -> Path:
+                   ctx: BenchContext, merge: bool = False) -> Path:
     """`path` (markdown) and `path` with .json (every figure + machine), both atomically;
-    returns the JSON path."""
+    returns the JSON path. With `merge`, the sections of benchmarks not run now are kept
+    from the existing JSON, in suite order, each with the command and date that measured it."""
     path = Path(path)
-    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_text(path, render_markdown(figures, machine, command, ctx, date))
     sidecar = path.with_suffix(".json")
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = {"generated": date, "command": command, "machine": machine}
+    sections = {b: now for b in dict.fromkeys(f.bench for f in figures)}
+    if merge and sidecar.is_file():
+        old = read_json(sidecar)
+        kept = [_figure(d) for d in old["figures"] if d["bench"] not in sections]
+        for f in kept:
+            sections.setdefault(f.bench, old.get("sections", {}).get(f.bench) or
+                                {k: old[k] for k in ("generated", "command", "machine")})
+        order = {name: i for i, name in enumerate(ORDER)}
+        figures = sorted([*figures, *kept], key=lambda f: order.get(f.bench, len(order)))  # stable: rows keep order
+    earlier = {b: v for b, v in sections.items() if v is not now}
+    write_text(path, render_markdown(figures, machine, command, ctx, date, earlier))
     write_json(sidecar, {
-        "generated": date, "command": command, "machine": machine,
+        **now,
         "context": {"size": ctx.size, "data_root": ctx.data_root, "image_size": ctx.image_size,
                     "batch_size": ctx.batch_size, "threads": ctx.threads, "seed": ctx.seed},
+        "sections": sections,
         "figures": [{**as_dict(f), "value": f.value if math.isfinite(f.value) else None} for f in figures],
     })
     return sidecar
+
+
+def _figure(d: dict) -> Figure:
+    """A figure read back from the JSON sidecar (a null value was a non-finite one)."""
+    cell = tuple(d["cell"]) if d.get("cell") else None
+    return Figure(**{**d, "value": math.nan if d["value"] is None else d["value"], "cell": cell})

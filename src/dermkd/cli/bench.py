@@ -31,6 +31,8 @@ def bench(
     out: Annotated[Path, typer.Option(help="Markdown to write (a .json sidecar goes beside it).")] = Path(
         "docs/benchmarks.md"),
     write: Annotated[bool, typer.Option("--write/--no-write", help="Write OUT, or only print the table.")] = True,
+    merge: Annotated[bool, typer.Option("--merge", help="Keep OUT's sections of the benchmarks not run now "
+                                                        "(each says which command measured it).")] = False,
 ) -> None:
     """Measure speed and memory against references taken in the same run (issue "Fast on a laptop CPU").
 
@@ -59,6 +61,6 @@ def bench(
     figures = run_benchmarks(ctx, names)
     print_table(figures, console)
     if write:
-        sidecar = write_markdown(out, figures, machine(), shlex.join(["dermkd", *sys.argv[1:]]), ctx)
+        sidecar = write_markdown(out, figures, machine(), shlex.join(["dermkd", *sys.argv[1:]]), ctx, merge)
         console.print(f"wrote {out} and {sidecar}")
 
