@@ -51,6 +51,12 @@ def test_shipped_study_configs_expand():
         cfg = kd.base_config()
         assert (cfg.teacher.pretrained, cfg.teacher.trainable_stages, cfg.kd.teacher_cache) == ("imagenet", 3, 8)
     assert load_study(CONFIGS / "study-kd-pretrained-shift.yaml").base_config().data.split_strategy == "source-shift"
+    tuned = load_study(CONFIGS / "study-kd-tuned.yaml")  # the grid's choice on validation, over 5 seeds
+    kd = tuned.base_config().kd
+    assert (kd.alpha, kd.temperature, kd.kd_multiplier, kd.teacher_cache) == (0.5, 2, 1, 8)
+    assert sorted(s.run_id for s in tuned.specs() if s.seed == 0) == [
+        "baseline-dsc-adamax-ce-s0", "standard-dsc-from-efficientnet_lite0-adamax-ce-a0.5-T2-m1-tc8-s0"]
+    assert len(load_study(CONFIGS / "study-kd-grid.yaml").specs()) == 8 and tuned.seeds == [0, 1, 2, 3, 4]
 
 
 def test_grid_dedupes_and_normalises(tmp_path):
