@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dermkd.errors import DermkdError
-from dermkd.study.backends import BackendOptions, backend
+from dermkd.study.backends import BackendOptions
+from dermkd.study.launch import backend
 from dermkd.study.grid import load_study, with_tracking
 from dermkd.study.runner import run_study
 

@@ -178,7 +178,6 @@ class TrainConfig:
     accelerator: str = knob("auto", "Lightning accelerator: auto | cpu | gpu | ...")
     devices: int = knob(1, "Data-parallel processes (CPU, gloo) or GPUs (NCCL); --batch-size is per device, the "
                            "effective batch is batch_size x devices.")
-    # not "strategy": that name is the KD strategy's (study axes and overrides find fields by name)
     parallel: Literal["auto", "ddp", "ddp_fork"] = knob(
         "auto", "auto (one device) | ddp (Lightning DDP, spawned processes: CPU or GPU) | ddp_fork (forked, CPU "
                 "only: no pickling, faster start).")
@@ -194,10 +193,8 @@ class TrainConfig:
                               "epochs on validation first).", flag="--refit/--no-refit",
                        panel="Optimisation")
     progress: bool = knob(True, "Progress bars.", flag="--progress/--no-progress")
-    tracker: str = knob("none", "Experiment tracking beside the run directory: none | mlflow | tensorboard "
-                                "(pip install 'dermkd[mlflow]' / 'dermkd[tensorboard]').", choices="tracker")
-    tracking_uri: str | None = knob(None, "MLflow tracking URI (default: a file store OUT/mlruns) or TensorBoard "
-                                          "log folder (default: OUT/tensorboard).")
+    tracker: str = knob("none", "Tracking beside the run directory: none | mlflow | tensorboard.", choices="tracker")
+    tracking_uri: str | None = knob(None, "MLflow URI (default: file store OUT/mlruns) or TensorBoard folder.")
     experiment: str | None = knob(None, "The tracker's experiment (default: the study's name, else 'dermkd').")
 
     def validate(self) -> None:

@@ -36,7 +36,8 @@ def study(
 
     Example: dermkd study src/dermkd/configs/study-cpu.yaml --backend ray --tracker mlflow
     """
-    from dermkd.study.backends import BackendOptions, backend as find_backend
+    from dermkd.study.backends import BackendOptions
+    from dermkd.study.launch import backend as find_backend
     from dermkd.study.grid import load_study, with_tracking
 
     run = find_backend(backend)

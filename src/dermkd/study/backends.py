@@ -2,6 +2,7 @@
 `(study, out_dir, resume, BackendOptions) -> rows`, all writing the same run directories
 and the same results table. `local` (`study.runner`) runs them one after another in this
 process; `ray` (`study.ray_backend`) runs them as Ray tasks on a local instance or a cluster.
+`study.launch.backend(name)` imports both and returns one.
 """
 
 from __future__ import annotations
@@ -35,10 +36,3 @@ class BackendOptions:
             raise DermkdError("--ray-address, --cpus-per-run and --gpus-per-run are for --backend ray")
         return self
 
-
-def backend(name: str) -> Callable[..., list[dict[str, Any]]]:
-    """The backend registered as `name` (importing the modules that register them)."""
-    import dermkd.study.ray_backend  # noqa: F401  (registers "ray"; imports Ray only when it runs)
-    import dermkd.study.runner  # noqa: F401  (registers "local")
-
-    return BACKENDS.get(name)
