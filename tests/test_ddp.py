@@ -59,12 +59,23 @@ def test_kd_on_two_processes_with_a_live_teacher_and_with_the_logit_store(run_cl
     common = ("--profile", "tiny", "--epochs", "2", "--threads", "1", "--no-progress")
     code, _, err, cwd = run_cli("train", *common, "--model", "resnet18", "--name", "teacher")
     assert code == 0, err
-    for name, extra in (("live", ()), ("store", ("--teacher-cache", "2"))):
+    for name, extra in (("live", ("--parallel", "ddp")), ("store", ("--parallel", "ddp_fork", "--teacher-cache", "2"))):
         code, _, err, _ = run_cli("distill", *common, "--teacher", cwd / "runs" / "teacher", "--name", name,
-                                  "--batch-size", "8", "--devices", "2", "--parallel", "ddp", *extra)
+                                  "--batch-size", "8", "--devices", "2", *extra)
         assert code == 0, err
         env = json.loads((cwd / "runs" / name / "env.json").read_text())
         assert env["status"] == "done" and env["parallel"]["effective_batch"] == 16
         assert (env["teacher_store"] is not None) == (name == "store")
         history = (cwd / "runs" / name / "history.csv").read_text().splitlines()
         assert len(history) == 3 and history[1].split(",")[3] != ""  # the KD term was logged
+
+
+def test_a_study_file_makes_every_run_data_parallel(tmp_path):
+    from dermkd.study.grid import load_study
+    from test_study import write_study
+
+    study = load_study(write_study(tmp_path, {"a": {"strategy": ["baseline", "standard"]}},
+                                   train={"devices": 2, "parallel": "ddp"}))
+    for spec in study.specs():
+        train = study.run_config(spec, str(tmp_path)).train
+        assert (train.devices, train.parallel) == (2, "ddp")
