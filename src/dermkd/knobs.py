@@ -83,6 +83,14 @@ def set_path(tree: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return tree
 
 
+def flat_paths(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dict as {"kd.alpha": 0.9, ...}: the dotted path of every leaf."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        out.update(flat_paths(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def get_path(cfg: Any, path: str) -> Any:
     """The value at dotted `path` of a config object."""
     for part in path.split("."):

@@ -35,4 +35,3 @@ class BackendOptions:
         if backend != "ray" and ray_only:
             raise DermkdError("--ray-address, --cpus-per-run and --gpus-per-run are for --backend ray")
         return self
-

@@ -77,6 +77,7 @@ def _cause(exc: BaseException) -> str:
 def run_on_ray(study: Study, out_dir: str | Path, resume: bool = True,
                opts: BackendOptions = BackendOptions()) -> list[dict[str, Any]]:
     ray = _ray()
+    opts = opts.validate("ray")
     specs = study.specs()
     if not specs:
         raise DermkdError("the study has no runs")
@@ -107,7 +108,8 @@ def _schedule(ray: Any, study: Study, out: str, resume: bool, opts: BackendOptio
     task = ray.remote(num_cpus=opts.cpus_per_run, num_gpus=opts.gpus_per_run, max_retries=opts.retries,
                       retry_exceptions=True)(_task)
 
-    needs = {n: None for spec in specs for n in driver.prerequisites(spec)}  # ordered, unique
+    prereqs = {spec: driver.prerequisites(spec) for spec in specs}
+    needs = {n: None for spec in specs for n in prereqs[spec]}  # ordered, unique
     failed_needs: dict[Prerequisite, str] = {}
     for need, ref in [(n, task.remote(study, out, resume, n)) for n in needs]:
         try:
@@ -119,7 +121,7 @@ def _schedule(ray: Any, study: Study, out: str, resume: bool, opts: BackendOptio
     rows: dict[RunSpec, dict[str, Any]] = {}
     pending = {}
     for spec in specs:
-        bad = [n for n in driver.prerequisites(spec) if n in failed_needs]
+        bad = [n for n in prereqs[spec] if n in failed_needs]
         if bad:
             rows[spec] = result_row(spec, error=f"{bad[0].name} failed: {failed_needs[bad[0]]}")
         else:

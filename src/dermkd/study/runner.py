@@ -20,7 +20,7 @@ import logging
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from dermkd.config import ENSEMBLE_SEP, RunConfig
 from dermkd.data.prepare import PreparedData
@@ -44,7 +44,6 @@ class Prerequisite:
     """A stage a run needs finished before it starts: a teacher (`arch`, `seed`, `fold`), or
     the baseline run (`spec`) that reversed, defective and self-training start from."""
 
-    kind: Literal["teacher", "baseline"]
     arch: str = ""
     seed: int = 0
     fold: int | None = None
@@ -73,11 +72,9 @@ def one_line(exc: BaseException) -> str:
 
 class StudyRunner:
     def __init__(self, study: Study, out_dir: str | Path, resume: bool = True, retries: int = 0) -> None:
-        if retries < 0:
-            raise DermkdError(f"--retries must be >= 0, not {retries}")
         self.root = Path(out_dir) / study.name
         self.study, self.resume, self.retries = tracked_here(study, self.root), resume, retries
-        self.base = study.base_config(str(self.root))
+        self.base = self.study.base_config(str(self.root))
         self._done: dict[str, StageResult] = {}  # stage dir -> result, so shared stages run once
         self._data: dict[int | None, PreparedData] = {}  # fold (None: no k-fold) -> data, prepared once
 
@@ -118,11 +115,11 @@ class StudyRunner:
         source = plan_stages(self.study.run_config(spec, str(self.root / "runs")))[-1].source
         if source == TEACHER:
             seed = spec.seed if self.study.teacher_seed is None else self.study.teacher_seed
-            return [Prerequisite("teacher", arch, seed, spec.fold) for arch in spec.teacher.split(ENSEMBLE_SEP)]
+            return [Prerequisite(arch, seed, spec.fold) for arch in spec.teacher.split(ENSEMBLE_SEP)]
         if source == BASELINE:  # the baseline student with the same optimizer/objective/seed/fold
             baseline = dataclasses.replace(spec, strategy="baseline", teacher="-", alpha=0.0, temperature=1.0,
                                            kd_multiplier=0.0, teacher_cache=0, sweeps=())
-            return [Prerequisite("baseline", spec=baseline)]
+            return [Prerequisite(spec=baseline)]
         return []
 
     def prepare(self, need: Prerequisite) -> Path:
@@ -189,4 +186,4 @@ def run_study(study: Study, out_dir: str | Path, resume: bool = True,
     """The local backend: every run in this process, one after another."""
     if not study.specs():
         raise DermkdError("the study has no runs")
-    return StudyRunner(study, out_dir, resume, opts.retries).run()
+    return StudyRunner(study, out_dir, resume, opts.validate("local").retries).run()

@@ -31,6 +31,7 @@ from dermkd.data.splits import write_split
 from dermkd.errors import DermkdError
 from dermkd.evaluate.evaluate import evaluate_model
 from dermkd.io import write_json, write_yaml
+from dermkd.knobs import flat_paths
 from dermkd.models import create_model
 from dermkd.rundir import RunDir
 from dermkd.train.checkpoints import load_model
@@ -111,7 +112,7 @@ def check_same_run(rd: RunDir, cfg: RunConfig, fingerprint: str, allow_more_epoc
     if done != fingerprint:
         raise DermkdError(f"{rd.path} was trained on other data (fingerprint {done[:12]} != "
                           f"{fingerprint[:12]}); choose another --name or --fresh")
-    saved, now = _flat(rd.read_config()), _flat(cfg.to_dict())
+    saved, now = flat_paths(rd.read_config()), flat_paths(cfg.to_dict())
     diff = {k: (saved.get(k), now.get(k)) for k in sorted(set(saved) | set(now))
             if saved.get(k) != now.get(k) and k not in SAME_RUN_IGNORES and k in now}
     epochs = diff.get("train.epochs")
@@ -123,13 +124,6 @@ def check_same_run(rd: RunDir, cfg: RunConfig, fingerprint: str, allow_more_epoc
         raise DermkdError(f"{rd.path} is finished with another config ({listed}); use --fresh to retrain it{more}, "
                           "or another --name")
     return {}
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in tree.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
 
 
 def remove_stale_temps(rd: RunDir) -> None:

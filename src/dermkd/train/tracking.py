@@ -25,6 +25,7 @@ from typing import Any
 
 from dermkd.config import RunConfig
 from dermkd.errors import DermkdError
+from dermkd.knobs import flat_paths
 from dermkd.registry import Registry
 from dermkd.rundir import RunDir
 
@@ -57,18 +58,6 @@ TRACKERS.register("none")(Tracker)
 
 # the files of a finished run that go to the tracker as artifacts (the model: best.ckpt)
 RUN_ARTIFACTS = ("config", "env", "split", "history", "metrics", "predictions", "best")
-
-
-def flat_config(cfg: RunConfig) -> dict[str, Any]:
-    """{"kd.alpha": 0.9, ...}: every resolved setting as one param."""
-    out: dict[str, Any] = {}
-
-    def walk(tree: dict[str, Any], prefix: str) -> None:
-        for k, v in tree.items():
-            walk(v, f"{prefix}{k}.") if isinstance(v, dict) else out.__setitem__(f"{prefix}{k}", v)
-
-    walk(cfg.to_dict(), "")
-    return out
 
 
 def test_scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -113,7 +102,7 @@ class MlflowTracker(Tracker):
         try:
             self.logger = MLFlowLogger(experiment_name=_experiment(cfg), run_name=rd.name, tracking_uri=self.uri,
                                        tags={"dermkd.run_dir": str(rd.path.resolve())})
-            self.logger.log_hyperparams(flat_config(cfg))
+            self.logger.log_hyperparams(flat_paths(cfg.to_dict()))
         except Exception as exc:  # an unreachable server, a bad URI
             raise DermkdError(f"MLflow at {self.uri}: {str(exc).splitlines()[0][:200]}") from None
         self.experiment = _experiment(cfg)
@@ -144,7 +133,7 @@ class TensorBoardTracker(Tracker):
         self.root = Path(location(cfg)).expanduser().resolve()
         self.logger = TensorBoardLogger(str(self.root), name=_experiment(cfg), version=rd.name,
                                         default_hp_metric=False)
-        self.params = flat_config(cfg)
+        self.params = flat_paths(cfg.to_dict())
 
     def record(self) -> dict[str, Any]:
         return {"tracker": "tensorboard", "uri": str(self.root), "log_dir": self.logger.log_dir}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import lightning as L
@@ -97,7 +97,7 @@ def parallel_settings(cfg: RunConfig) -> dict[str, Any]:
 
 
 def build_trainer(cfg: RunConfig, callbacks: list[L.Callback], run_dir: RunDir | None = None,
-                  loggers: list[Any] = (), **overrides: Any) -> L.Trainer:
+                  loggers: Sequence[Any] = (), **overrides: Any) -> L.Trainer:
     """The Trainer of a run: into `run_dir` (atomic checkpoints, CSV log and `loggers`, e.g. a
     tracker's, progress bar per `cfg.train.progress`), or without any file when `run_dir` is
     None (benchmarks). `overrides` are Trainer arguments (e.g. `max_epochs=1, limit_val_batches=0`)."""
