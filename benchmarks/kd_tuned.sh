@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# The tuned KD study (src/dermkd/configs/study-kd-tuned.yaml) as two studies side by side at
-# one torch thread each into one study folder: seeds 0, 2, 4 with the KD runs first (so the
-# shared teacher and its logit store are made at once), and seeds 1, 3 with the baselines
-# first (by the time they need the teacher, it is done). A last pass fills the results
-# table with every finished run.
-#   bash benchmarks/kd_tuned.sh && python benchmarks/kd_seeds.py runs/kd-tuned
+# The tuned KD study (src/dermkd/configs/study-kd-tuned.yaml, or its source-shift twin
+# study-kd-tuned-shift.yaml given as CONFIG) as two studies side by side at one torch thread
+# each into one study folder: seeds 0, 2, 4 with the KD runs first (so the shared teacher and
+# its logit store are made at once), and seeds 1, 3 with the baselines first (by the time
+# they need the teacher, it is done). A last pass fills the results table with every
+# finished run.
+#   [CONFIG=...yaml] bash benchmarks/kd_tuned.sh && python benchmarks/kd_seeds.py runs/<study name>
 set -euo pipefail
 DERMKD=${DERMKD:-.venv/bin/dermkd}
-CONFIG=src/dermkd/configs/study-kd-tuned.yaml
+CONFIG=${CONFIG:-src/dermkd/configs/study-kd-tuned.yaml}
+NAME=$(sed -n 's/^name: *//p' "$CONFIG")
 part() {  # $1: the seeds, comma separated; $2: the strategy order
   local tmp; tmp=$(mktemp --suffix=.yaml)
   sed -e "s/^seeds: .*/seeds: [$1]/" -e "s/^base:$/base:\n  train: {threads: 1}/" \
       -e "s/strategy: \[baseline, standard\]/strategy: [$2]/" "$CONFIG" > "$tmp"
-  "$DERMKD" study "$tmp" > "runs/kd-tuned-${1//, /}.log" 2>&1
+  "$DERMKD" study "$tmp" > "runs/$NAME-${1//, /}.log" 2>&1
   rm -f "$tmp"
 }
 mkdir -p runs

@@ -57,6 +57,15 @@ def test_shipped_study_configs_expand():
     assert sorted(s.run_id for s in tuned.specs() if s.seed == 0) == [
         "baseline-dsc-adamax-ce-s0", "standard-dsc-from-efficientnet_lite0-adamax-ce-a0.5-T2-m1-tc8-s0"]
     assert len(load_study(CONFIGS / "study-kd-grid.yaml").specs()) == 8 and tuned.seeds == [0, 1, 2, 3, 4]
+    shift = load_study(CONFIGS / "study-kd-tuned-shift.yaml")  # the same choice, never re-tuned on this split
+    assert shift.base_config().data.split_strategy == "source-shift" and shift.base_config().kd == kd
+    assert [s.run_id for s in shift.specs()] == [s.run_id for s in tuned.specs()]
+    pretrained = load_study(CONFIGS / "study-cpu-pretrained.yaml")  # study-cpu.yaml with the ImageNet teacher
+    cfg = pretrained.base_config()
+    assert (cfg.teacher.name, cfg.teacher.pretrained, cfg.teacher.trainable_stages) == ("efficientnet_lite0", "imagenet", 3)
+    assert (cfg.train.epochs, cfg.kd.teacher_epoch) == (6, 2) and len(pretrained.specs()) == 14
+    assert {s.optimizer for s in pretrained.specs()} == set(OPTIMIZERS.names())
+    assert {s.strategy for s in pretrained.specs()} == set(STRATEGIES.names())
 
 
 def test_grid_dedupes_and_normalises(tmp_path):
