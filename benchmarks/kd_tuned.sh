@@ -5,7 +5,8 @@
 # its logit store are made at once), and seeds 1, 3 with the baselines first (by the time
 # they need the teacher, it is done). A last pass fills the results table with every
 # finished run.
-#   [CONFIG=...yaml] bash benchmarks/kd_tuned.sh && python benchmarks/kd_seeds.py runs/<study name>
+#   [CONFIG=...yaml] [SEEDS_A="0, 2, 4" SEEDS_B="1, 3" (empty: one lane) FINAL=1] bash benchmarks/kd_tuned.sh
+#   python benchmarks/kd_seeds.py runs/<study name>
 set -euo pipefail
 DERMKD=${DERMKD:-.venv/bin/dermkd}
 CONFIG=${CONFIG:-src/dermkd/configs/study-kd-tuned.yaml}
@@ -18,8 +19,9 @@ part() {  # $1: the seeds, comma separated; $2: the strategy order
   rm -f "$tmp"
 }
 mkdir -p runs
-part "0, 2, 4" "standard, baseline" & first=$!
+part "${SEEDS_A:-0, 2, 4}" "standard, baseline" & first=$!
 sleep 60  # the first one pins the study's split
-part "1, 3" "baseline, standard"
+SEEDS_B=${SEEDS_B-1, 3}  # empty: one lane only
+[ -n "$SEEDS_B" ] && part "$SEEDS_B" "baseline, standard"
 wait $first
-part "0, 1, 2, 3, 4" "baseline, standard"
+[ "${FINAL:-1}" = 1 ] && part "0, 1, 2, 3, 4" "baseline, standard"

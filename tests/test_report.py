@@ -192,11 +192,12 @@ def test_pareto_front_and_references(tmp_path):
 
 def test_students_section_table_and_chart(tmp_path):
     root = tmp_path / "students"
-    specs = build_study(root, {"students": {"strategy": ["standard"], "student": ["dsc", "dsc_gap", "resnet18"]},
-                               "reference": {"strategy": ["baseline"]}}, seeds=[0])
+    students = [{"strategy": ["standard"], "student": ["dsc", "dsc_gap", "resnet18"]},  # a union of two grids
+                {"strategy": ["standard"], "student": ["resnet18"], "pretrained": ["imagenet"]}]
+    specs = build_study(root, {"students": students, "reference": {"strategy": ["baseline"]}}, seeds=[0])
     html = write_report(root, latency_reps=1).read_text()
     table = section(html, "Students: accuracy against cost")
-    for name in ("dsc", "dsc_gap", "resnet18"):
+    for name in ("dsc", "dsc_gap", "resnet18", "resnet18 (imagenet)"):  # the same architecture, two starts
         assert f"<td>{name}</td>" in table
     baseline = next(s.run_id for s in specs.values() if s.strategy == "baseline")
     mine = next(s.run_id for s in specs.values() if s.student == "dsc_gap")

@@ -12,7 +12,7 @@ import yaml
 
 from dermkd.distill.strategies import STRATEGIES
 from dermkd.errors import DermkdError
-from dermkd.study.grid import load_study
+from dermkd.study.grid import load_study, varied_axes
 from dermkd.study.runner import run_study
 from dermkd.train.optimizers import OPTIMIZERS
 
@@ -66,6 +66,40 @@ def test_shipped_study_configs_expand():
     assert (cfg.train.epochs, cfg.kd.teacher_epoch) == (6, 2) and len(pretrained.specs()) == 14
     assert {s.optimizer for s in pretrained.specs()} == set(OPTIMIZERS.names())
     assert {s.strategy for s in pretrained.specs()} == set(STRATEGIES.names())
+    students = load_study(CONFIGS / "study-students-pretrained.yaml")  # the Pareto chart with that teacher
+    assert sorted((s.student, s.pretrained) for s in students.specs() if "students" in s.sweeps) == [
+        ("dsc", "none"), ("dsc_gap", "none"), ("efficientnet_lite0", "imagenet"), ("efficientnet_lite0", "none"),
+        ("mobilenetv3_small_100", "none")]
+    assert students.base_config().teacher == cfg.teacher and students.base_config().kd == cfg.kd
+    assert students.base_config().train.epochs == cfg.train.epochs  # so its teacher can be reused
+    for path in CONFIGS.glob("study-*.yaml"):  # every shipped study file loads and expands
+        assert load_study(path).specs(), path
+
+
+def test_a_sweep_may_be_a_union_of_grids_and_a_student_may_start_pretrained(tmp_path):
+    study = load_study(write_study(tmp_path, {
+        "students": [{"strategy": ["standard"], "student": ["dsc", "efficientnet_lite0"]},
+                     {"strategy": ["standard", "reversed"], "student": ["efficientnet_lite0"], "pretrained": ["imagenet"]},
+                     {"strategy": ["standard"], "student": ["dsc"]}],  # a repeat: listed once, one sweep name
+    }, teacher={"name": "resnet18"}))
+    ids = [s.run_id for s in study.specs()]
+    assert ids == ["standard-dsc-from-resnet18-adamax-ce-a0.9-T4-m2-s0",
+                   "standard-efficientnet_lite0-from-resnet18-adamax-ce-a0.9-T4-m2-s0",
+                   "standard-efficientnet_lite0-imagenet-from-resnet18-adamax-ce-a0.9-T4-m2-s0",
+                   "reversed-resnet18-adamax-ce-a0.9-T4-m2-s0"]  # reversed trains the teacher: no student start
+    assert [s.sweeps for s in study.specs()] == [("students",)] * 4
+    specs = study.specs()
+    assert study.run_config(specs[2], str(tmp_path)).model.pretrained == "imagenet"
+    assert study.run_config(specs[1], str(tmp_path)).model.pretrained == "none"
+    assert study.run_config(specs[3], str(tmp_path)).model == study.base_config().teacher
+    assert varied_axes(study.sweeps["students"]) == ["strategy", "student", "pretrained"]
+    assert varied_axes({"strategy": ["baseline"]}) == []
+
+
+@pytest.mark.parametrize("sweep", [[], ["standard"], [{"strategy": ["standard"]}, "x"], "standard"])
+def test_a_malformed_sweep_is_one_clear_error(tmp_path, sweep):
+    with pytest.raises(DermkdError, match="sweep 'a' must map axes to lists of values"):
+        load_study(write_study(tmp_path, {"a": sweep}))
 
 
 def test_grid_dedupes_and_normalises(tmp_path):

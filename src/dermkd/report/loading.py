@@ -18,7 +18,7 @@ import numpy as np
 from dermkd.errors import DermkdError
 from dermkd.io import load_yaml, read_json
 from dermkd.rundir import RunDir
-from dermkd.study.grid import AXES, REPEATS, Study
+from dermkd.study.grid import AXES, REPEATS, Study, varied_axes
 
 T = TypeVar("T")
 _TEXT_COLUMNS = {"run", *AXES, "sweeps", "status", "error", "model", "teacher_sha256"}
@@ -124,7 +124,7 @@ def load_study_dir(study_dir: str | Path) -> StudyData:
     grids = plan.get("sweeps") or {}
     if grids:
         study.planned = len(Study(**plan).specs())
-    study.sweep_axes = {name: [a for a, values in grid.items() if len(values) > 1] for name, grid in grids.items()}
+    study.sweep_axes = {name: varied_axes(sweep) for name, sweep in grids.items()}
     for row in rows:
         run = RunRecord(run_id=row["run"], axes={a: row.get(a) or "" for a in AXES},
                         sweeps=tuple(s for s in (row.get("sweeps") or "").split(",") if s),

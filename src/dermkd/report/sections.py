@@ -137,16 +137,18 @@ def students(study: StudyData, analysis: Analysis, meter: CostMeter, figures_dir
     problems: list[str] = []
     rows, points = [], {}
     for run in runs:
-        name = run.axes["student"]
+        arch = run.axes["student"]
+        start = run.axes.get("pretrained", "")  # studies before the axis existed have no column
+        name = arch if start in ("", "none", "-") else f"{arch} ({start})"
         ci = analysis.ci(run) or {}
-        costs = _cost_cells(meter, name, run, problems)
+        costs = _cost_cells(meter, arch, run, problems)
         rows.append([name, *costs, with_ci(run.values.get("top1_accuracy"), ci.get("top1_accuracy")),
                      with_ci(run.values.get("balanced_accuracy"), ci.get("balanced_accuracy")),
                      "; ".join(mcnemar_cells(analysis, run, name))])
         top1 = run.values.get("top1_accuracy")
         if costs[2] != MISSING and top1 is not None:
             spec = run.metrics["model"]
-            points[name] = (meter(name, int(spec["image_size"]), int(spec["num_classes"])).latency_ms, top1,
+            points[name] = (meter(arch, int(spec["image_size"]), int(spec["num_classes"])).latency_ms, top1,
                             ci.get("top1_accuracy"))
     header = ["Student", "Params", "FLOPs", "CPU latency ms (median / p95)", "Top-1", "Bal. acc",
               "vs baseline (McNemar)"]
