@@ -307,3 +307,19 @@ def test_calibration_section_ece_by_hand_before_and_after_the_stored_temperature
         base: (f"{abs(acc[base] - 0.84):.3f}", MISSING, MISSING),
         kd: (f"{abs(acc[kd] - 0.84):.3f}", "2.000", f"{abs(acc[kd] - conf_t2):.3f}")}
     assert (root / "report" / "figures" / "reliability.png").stat().st_size > 5000
+
+
+def test_kd_claim_compares_each_kd_run_only_with_a_baseline_that_differs_in_kd_alone(tmp_path):
+    """Table 4's SGD run has no SGD baseline: set against the Adamax baseline it would measure
+    the optimizer, so the KD claim leaves it out; the Adamax KD run is its evidence."""
+    from dermkd.report.analysis import Analysis
+    from dermkd.report.claims import _kd_helps
+    from dermkd.report.loading import load_study_dir
+
+    root = tmp_path / "kd"
+    specs = build_study(root, {"table4": {"strategy": ["standard"], "optimizer": ["sgd", "adamax"]},
+                               "strategies": {"strategy": ["baseline"]}}, seeds=[0])
+    study = load_study_dir(root)
+    _, text = _kd_helps(study, Analysis(study))
+    kd = next(r for r, s in specs.items() if s.optimizer == "adamax" and s.strategy == "standard")
+    assert text.startswith(f"{kd} vs baseline-dsc-adamax-ce-s0: ") and "sgd" not in text

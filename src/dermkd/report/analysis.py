@@ -15,7 +15,7 @@ BOOT_SEED = 0
 ALPHA = 0.05  # significance level of every test in the report
 
 # axes a baseline should share with the run it is compared with, most important first
-_MATCH_AXES = ("student", "optimizer", "objective")
+MATCH_AXES = ("student", "optimizer", "objective")  # what a baseline shares with its runs
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Analysis:
                       and b.seed == run.seed and b.predictions is not None]
         if not candidates:
             return None
-        return max(candidates, key=lambda b: [b.axes[a] == run.axes[a] for a in _MATCH_AXES])
+        return max(candidates, key=lambda b: [b.axes[a] == run.axes[a] for a in MATCH_AXES])
 
     def vs_baseline(self, run: RunRecord) -> Comparison | None:
         """McNemar against baseline_for(run); None for a baseline or without paired predictions."""

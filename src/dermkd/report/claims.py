@@ -13,7 +13,7 @@ import numpy as np
 
 from dermkd.evaluate.stats import paired_accuracy_difference
 from dermkd.report import figures
-from dermkd.report.analysis import Analysis
+from dermkd.report.analysis import MATCH_AXES, Analysis
 from dermkd.report.document import Section, Table
 from dermkd.report.loading import RunRecord, StudyData
 
@@ -78,8 +78,11 @@ def _better(study: StudyData, winner: dict[str, str], others: list[dict[str, str
 
 
 def _kd_helps(study: StudyData, analysis: Analysis) -> tuple[str, str]:
-    """Every standard-KD run against its own baseline (same seed, student, optimizer, objective)."""
-    diffs = [(f"{c.run.run_id} vs {c.baseline.run_id}", d) for c in analysis.comparisons() if c.run.axes.get("strategy") == "standard"
+    """Every standard-KD run against its own baseline: the same seed, student, optimizer and
+    objective, so the difference is KD's alone (an SGD run against the Adamax baseline would
+    measure the optimizer)."""
+    diffs = [(f"{c.run.run_id} vs {c.baseline.run_id}", d) for c in analysis.comparisons()
+             if c.run.axes.get("strategy") == "standard" and all(c.run.axes[a] == c.baseline.axes[a] for a in MATCH_AXES)
              if (d := paired_diff(c.run, c.baseline)) is not None]
     return _verdict(diffs)
 
