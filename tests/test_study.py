@@ -62,7 +62,8 @@ def test_shipped_study_configs_expand():
     assert [s.run_id for s in shift.specs()] == [s.run_id for s in tuned.specs()]
     pretrained = load_study(CONFIGS / "study-cpu-pretrained.yaml")  # study-cpu.yaml with the ImageNet teacher
     cfg = pretrained.base_config()
-    assert (cfg.teacher.name, cfg.teacher.pretrained, cfg.teacher.trainable_stages) == ("efficientnet_lite0", "imagenet", 3)
+    teacher = (cfg.teacher.name, cfg.teacher.pretrained, cfg.teacher.trainable_stages)
+    assert teacher == ("efficientnet_lite0", "imagenet", 3)
     assert (cfg.train.epochs, cfg.kd.teacher_epoch) == (6, 2) and len(pretrained.specs()) == 14
     assert {s.optimizer for s in pretrained.specs()} == set(OPTIMIZERS.names())
     assert {s.strategy for s in pretrained.specs()} == set(STRATEGIES.names())
@@ -79,7 +80,8 @@ def test_shipped_study_configs_expand():
 def test_a_sweep_may_be_a_union_of_grids_and_a_student_may_start_pretrained(tmp_path):
     study = load_study(write_study(tmp_path, {
         "students": [{"strategy": ["standard"], "student": ["dsc", "efficientnet_lite0"]},
-                     {"strategy": ["standard", "reversed"], "student": ["efficientnet_lite0"], "pretrained": ["imagenet"]},
+                     {"strategy": ["standard", "reversed"], "student": ["efficientnet_lite0"],
+                      "pretrained": ["imagenet"]},
                      {"strategy": ["standard"], "student": ["dsc"]}],  # a repeat: listed once, one sweep name
     }, teacher={"name": "resnet18"}))
     ids = [s.run_id for s in study.specs()]

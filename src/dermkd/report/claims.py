@@ -81,8 +81,9 @@ def _kd_helps(study: StudyData, analysis: Analysis) -> tuple[str, str]:
     """Every standard-KD run against its own baseline: the same seed, student, optimizer and
     objective, so the difference is KD's alone (an SGD run against the Adamax baseline would
     measure the optimizer)."""
-    diffs = [(f"{c.run.run_id} vs {c.baseline.run_id}", d) for c in analysis.comparisons()
-             if c.run.axes.get("strategy") == "standard" and all(c.run.axes[a] == c.baseline.axes[a] for a in MATCH_AXES)
+    own = [c for c in analysis.comparisons() if c.run.axes.get("strategy") == "standard"
+           and all(c.run.axes[a] == c.baseline.axes[a] for a in MATCH_AXES)]
+    diffs = [(f"{c.run.run_id} vs {c.baseline.run_id}", d) for c in own
              if (d := paired_diff(c.run, c.baseline)) is not None]
     return _verdict(diffs)
 
