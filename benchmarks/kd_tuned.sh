@@ -22,6 +22,6 @@ mkdir -p runs
 part "${SEEDS_A:-0, 2, 4}" "standard, baseline" & first=$!
 sleep 60  # the first one pins the study's split
 SEEDS_B=${SEEDS_B-1, 3}  # empty: one lane only
-[ -n "$SEEDS_B" ] && part "$SEEDS_B" "baseline, standard"
+if [ -n "$SEEDS_B" ]; then part "$SEEDS_B" "baseline, standard"; fi
 wait $first
-[ "${FINAL:-1}" = 1 ] && part "0, 1, 2, 3, 4" "baseline, standard"
+if [ "${FINAL:-1}" = 1 ]; then part "0, 1, 2, 3, 4" "baseline, standard"; fi
